@@ -1,0 +1,269 @@
+"""DataModule of the tracker-fusion task: training windows, whole sequences for evaluation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytorch_lightning as pl
+from torch.utils.data import DataLoader, Dataset
+
+from lightning_energy.data.otb import TrackingSequences, list_sequences, list_trackers
+from lightning_energy.data.splits import kfold_sequences, train_val_split
+from lightning_energy.data.tracking_batch import TrackingBatch, TrackingSample, collate_tracking
+from lightning_energy.data.tracking_synthetic import simulate_tracking
+from lightning_energy.errors import DatasetNotFoundError
+
+
+def window_starts(length: int, window: int, stride: int) -> list[int]:
+    """First frames of the windows covering a sequence of ``length`` frames.
+
+    Windows start every ``stride`` frames; one more, ending on the last frame, is added when the
+    stride leaves the tail uncovered. A sequence shorter than ``window`` gives one (short) window.
+    """
+    last = max(length - window, 0)
+    starts = list(range(0, last + 1, stride))
+    if starts[-1] != last:
+        starts.append(last)
+    return starts
+
+
+class TrackingWindows(Dataset[TrackingSample]):
+    """Windows of ``window`` frames (or whole sequences) of :class:`TrackingSequences`.
+
+    Args:
+        data: The sequences.
+        window: Frames per window; None gives one item per whole sequence.
+        stride: Frames between window starts; defaults to ``window // 2``.
+    """
+
+    def __init__(
+        self, data: TrackingSequences, window: int | None = None, stride: int | None = None
+    ) -> None:
+        self.samples = [
+            TrackingSample.from_arrays(item.boxes, item.gt, item.sequence) for item in data
+        ]
+        self.window = window
+        self.index: list[tuple[int, int]] = []
+        for i, sample in enumerate(self.samples):
+            length = int(sample.boxes.shape[0])
+            if window is None:
+                self.index.append((i, 0))
+            else:
+                step = stride if stride is not None else max(window // 2, 1)
+                self.index += [(i, start) for start in window_starts(length, window, step)]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, index: int) -> TrackingSample:
+        i, start = self.index[index]
+        sample = self.samples[i]
+        return sample if self.window is None else sample.window(start, self.window)
+
+
+class TrackingDataModule(pl.LightningDataModule):
+    """Tracker boxes and ground truth from an OTB-layout folder, or simulated.
+
+    Sequences are split by video (never frames of one video on both sides). The test set is the
+    held-out fold of a k-fold split of the ``split`` sequences when ``fold`` is given; else the
+    ``test_sequences`` (removed from training); else every ``split`` sequence (for a test-only
+    run, e.g. ``root`` pointing at other data). Validation is carved out of the training
+    sequences. Training batches are shuffled windows (:class:`TrackingBatch`, B = ``batch_size``,
+    T = ``window``); validation, test and predict batches are whole sequences, one per batch
+    (B = 1, T = the sequence length).
+
+    Args:
+        root: OTB-layout folder (``groundtruth/``, ``results/``, optional ``sequences.csv``,
+            ``trackers.csv``), e.g. ``../shared/data/otb100_tracker_fusion``; None simulates data.
+        trackers: Trackers to use, in this order on the K axis; None uses all, in the order of
+            ``trackers.csv`` (simulated: ``sim00``, ``sim01``, ...).
+        window: Frames per training window.
+        stride: Frames between training window starts; None means ``window // 2``.
+        batch_size: Training windows per batch.
+        num_workers: DataLoader worker processes.
+        fold: Held-out fold of a ``num_folds``-fold split, used as the test set; None for no
+            k-fold.
+        num_folds: Number of folds.
+        val_fraction: Share of the training sequences moved to validation (whole videos).
+        seed: Seed of the splits and of the simulation.
+        split: Value of the ``split`` column of ``sequences.csv`` whose sequences are used.
+        test_sequences: Explicit test sequences (any split of ``root``); not with ``fold``.
+        synthetic_sequences: Number of simulated sequences (``root`` None).
+        synthetic_length: Frames per simulated sequence.
+        synthetic_trackers: Number of simulated trackers.
+
+    Example:
+        >>> dm = TrackingDataModule(synthetic_sequences=4, synthetic_length=40, window=16,
+        ...                         batch_size=2, val_fraction=0.25, fold=0, num_folds=4)
+        >>> dm.setup("fit")
+        >>> tuple(next(iter(dm.train_dataloader())).boxes.shape)
+        (2, 16, 8, 4)
+    """
+
+    def __init__(
+        self,
+        root: str | None = None,
+        trackers: list[str] | None = None,
+        window: int = 64,
+        stride: int | None = None,
+        batch_size: int = 8,
+        num_workers: int = 0,
+        fold: int | None = None,
+        num_folds: int = 5,
+        val_fraction: float = 0.15,
+        seed: int = 0,
+        split: str = "dev",
+        test_sequences: list[str] | None = None,
+        synthetic_sequences: int = 40,
+        synthetic_length: int = 300,
+        synthetic_trackers: int = 8,
+    ) -> None:
+        super().__init__()
+        self._check_arguments(window, stride, batch_size, fold, num_folds, test_sequences)
+        self.save_hyperparameters()
+        self.root = root
+        self.trackers = trackers
+        self.window = window
+        self.stride = stride if stride is not None else max(window // 2, 1)
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.fold = fold
+        self.num_folds = num_folds
+        self.val_fraction = val_fraction
+        self.seed = seed
+        self.split = split
+        self.test_sequences = test_sequences
+        self.synthetic_sequences = synthetic_sequences
+        self.synthetic_length = synthetic_length
+        self.synthetic_trackers = synthetic_trackers
+        self.tracker_names: list[str] | None = self._initial_tracker_names()
+        self.num_trackers: int | None = (
+            len(self.tracker_names) if self.tracker_names is not None else None
+        )
+        self.data: TrackingSequences | None = None
+        self.splits: dict[str, list[str]] = {}
+
+    @staticmethod
+    def _check_arguments(
+        window: int,
+        stride: int | None,
+        batch_size: int,
+        fold: int | None,
+        num_folds: int,
+        test_sequences: list[str] | None,
+    ) -> None:
+        if window < 1 or (stride is not None and stride < 1) or batch_size < 1:
+            raise ValueError(
+                f"Expected window, stride and batch_size >= 1, got {window}, {stride}, "
+                f"{batch_size}."
+            )
+        if num_folds < 2 or (fold is not None and not 0 <= fold < num_folds):
+            raise ValueError(f"Expected num_folds >= 2 and 0 <= fold < num_folds, got {fold}.")
+        if fold is not None and test_sequences is not None:
+            raise ValueError("Give either `fold` or `test_sequences`, not both.")
+
+    def _initial_tracker_names(self) -> list[str] | None:
+        if self.trackers is not None:
+            return list(self.trackers)
+        if self.root is None:
+            return [f"sim{k:02d}" for k in range(self.synthetic_trackers)]
+        try:
+            return list_trackers(self.root)
+        except DatasetNotFoundError:
+            return None  # reported by prepare_data/setup
+
+    @staticmethod
+    def count_trackers(
+        root: str | None, trackers: list[str] | None = None, synthetic_trackers: int = 8
+    ) -> int:
+        """K for these arguments, without loading any boxes (for building a model).
+
+        Raises:
+            DatasetNotFoundError: If ``root`` is given, ``trackers`` is None and ``root`` is
+                missing.
+        """
+        if trackers is not None:
+            return len(trackers)
+        if root is None:
+            return synthetic_trackers
+        return len(list_trackers(root))
+
+    def prepare_data(self) -> None:
+        """Check that ``root`` holds OTB-layout data (nothing is downloaded)."""
+        if self.root is not None:
+            list_sequences(self.root, self.split)
+
+    def _load(self) -> TrackingSequences:
+        if self.root is None:
+            data = simulate_tracking(
+                self.synthetic_sequences,
+                self.synthetic_length,
+                self.synthetic_trackers,
+                seed=self.seed,
+            )
+            return data.subset(trackers=self.trackers)
+        names = list_sequences(self.root, self.split)
+        extra = [name for name in self.test_sequences or [] if name not in names]
+        missing = sorted(set(extra) - set(list_sequences(self.root, None)))
+        if missing:
+            raise DatasetNotFoundError(
+                f"Test sequences {missing} are not in {Path(self.root) / 'groundtruth'}."
+            )
+        return TrackingSequences.from_root(self.root, names + extra, self.trackers)
+
+    def _split_names(self, data: TrackingSequences) -> dict[str, list[str]]:
+        held_out = set(self.test_sequences or [])
+        names = [name for name in data.names if name not in held_out]
+        if not names:
+            raise ValueError(
+                f"No training sequences left: `test_sequences` holds all of {held_out}."
+            )
+        if self.fold is not None:
+            pool, test = kfold_sequences(names, self.num_folds, self.fold, self.seed, data.groups)
+        elif self.test_sequences is not None:
+            pool, test = names, list(self.test_sequences)
+        else:
+            pool, test = names, list(names)
+        train, val = train_val_split(pool, self.val_fraction, self.seed, data.groups)
+        return {"train": train, "val": val, "test": test}
+
+    def setup(self, stage: str | None = None) -> None:
+        """Load (or simulate) the sequences once and build the splits; every stage at once."""
+        if self.data is not None:
+            return
+        data = self._load()
+        self.splits = self._split_names(data)
+        self.tracker_names = list(data.trackers)
+        self.num_trackers = data.num_trackers
+        self.data = data
+        self.train_dataset = TrackingWindows(
+            data.subset(self.splits["train"]), self.window, self.stride
+        )
+        self.val_dataset = TrackingWindows(data.subset(self.splits["val"]))
+        self.test_dataset = TrackingWindows(data.subset(self.splits["test"]))
+
+    def _loader(self, dataset: TrackingWindows, batch_size: int, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            collate_fn=collate_tracking,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader[TrackingBatch]:
+        """Shuffled windows of ``window`` frames, ``batch_size`` per batch."""
+        return self._loader(self.train_dataset, self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader[TrackingBatch]:
+        """Whole validation sequences, one per batch."""
+        return self._loader(self.val_dataset, 1, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader[TrackingBatch]:
+        """Whole test sequences, one per batch."""
+        return self._loader(self.test_dataset, 1, shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader[TrackingBatch]:
+        """The test sequences, whole, one per batch."""
+        return self._loader(self.test_dataset, 1, shuffle=False)

@@ -1,0 +1,94 @@
+"""Base classes for energies: :class:`Energy` and :class:`LeastSquaresEnergy`."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from lightning_energy.energies.robust import RobustKernel
+
+
+class Energy(nn.Module, ABC):
+    """A batch of independent scalar energies ``E_b(x_b; θ, inputs_b)``.
+
+    Subclass it and implement :meth:`forward`. The energy parameters θ are the module's
+    ``nn.Parameter`` s; ``inputs`` carries the per-sample data (a tensor, or a tuple, list, dict or
+    dataclass of tensors with a leading batch dimension B). Gradients reach every parameter and
+    every floating input tensor that requires grad.
+
+    ``forward`` must be compatible with ``torch.func`` (no in-place edits of ``x``, no ``.item()``,
+    no data-dependent Python control flow), because solvers and adjoints evaluate it under
+    ``vmap``/``jvp``/``grad``. Problems must be independent: ``E_b`` may depend on ``x_b`` only.
+
+    Example:
+        >>> import torch
+        >>> import lightning_energy as le
+        >>> class Mean(le.Energy):
+        ...     def forward(self, x, inputs):  # x: (B, 1), inputs: (B, P)
+        ...         return 0.5 * ((x - inputs) ** 2).sum(-1)
+        ...     def initial_solution(self, inputs):
+        ...         return torch.zeros(inputs.shape[0], 1, dtype=inputs.dtype)
+        >>> Mean()(torch.zeros(2, 1), torch.ones(2, 3)).shape
+        torch.Size([2])
+    """
+
+    solution_shape: tuple[int, ...] | None = None
+    """Per-sample solution shape when fixed by the energy; the layer then checks ``x0`` against it."""
+
+    @abstractmethod
+    def forward(self, x: Tensor, inputs: Any) -> Tensor:
+        """Evaluate the energies.
+
+        Args:
+            x: Solutions, shape (B, n) or (B, *shape).
+            inputs: Per-sample data, tensors with leading dimension B.
+
+        Returns:
+            Energies, shape (B,).
+        """
+
+    def initial_solution(self, inputs: Any) -> Tensor:
+        """Starting point of the inner solve, shape (B, *shape). Override to avoid passing ``x0``."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has no initial_solution(inputs); pass `x0` of shape (B, ...) "
+            "to the layer or implement initial_solution."
+        )
+
+
+class LeastSquaresEnergy(Energy):
+    """``E(x) = ½ Σᵢ ρ(rᵢ(x)²)`` for residuals ``r`` of shape (B, m) and a robust kernel ρ.
+
+    Implement :meth:`residuals`. Without a kernel ρ(s) = s (plain least squares). Solvers that need
+    this structure (``GaussNewton``, ``LevenbergMarquardt``, the ``"gauss_newton"`` Hessian) use
+    the Jacobian of the residuals and the kernel's weights ρ'(r²) (iteratively reweighted least
+    squares).
+
+    Args:
+        kernel: Optional robust kernel; its scale may be a learnable energy parameter.
+    """
+
+    def __init__(self, kernel: RobustKernel | None = None) -> None:
+        super().__init__()
+        self.kernel = kernel
+
+    @abstractmethod
+    def residuals(self, x: Tensor, inputs: Any) -> Tensor:
+        """Residuals, shape (B, m), for solutions ``x`` of shape (B, n) or (B, *shape)."""
+
+    def forward(self, x: Tensor, inputs: Any) -> Tensor:
+        """Energies ``½ Σ ρ(r²)``, shape (B,)."""
+        squared = self.residuals(x, inputs) ** 2
+        return 0.5 * self.rho(squared).sum(-1)
+
+    def rho(self, squared: Tensor) -> Tensor:
+        """The kernel applied to squared residuals (identity without a kernel)."""
+        return squared if self.kernel is None else self.kernel(squared)
+
+    def weights(self, squared: Tensor) -> Tensor:
+        """IRLS weights ρ'(r²), same shape as ``squared``."""
+        if self.kernel is None:
+            return torch.ones_like(squared)
+        return self.kernel.weight(squared)

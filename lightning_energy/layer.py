@@ -1,0 +1,158 @@
+"""The differentiable argmin: :class:`EnergyLayer` and its functional twin :func:`argmin`."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from lightning_energy._tree import tree_leaves
+from lightning_energy.adjoints.base import Adjoint
+from lightning_energy.adjoints.implicit import ImplicitAdjoint
+from lightning_energy.energies.base import Energy, LeastSquaresEnergy
+from lightning_energy.errors import IncompatibleSolverError, ShapeError, SolverError, describe
+from lightning_energy.solvers.base import Solver
+from lightning_energy.solvers.solution import Solution
+
+_POLICIES = ("mask", "warn", "raise")
+
+
+def check_compatible(energy: Energy, solver: Solver, adjoint: Adjoint) -> None:
+    """Raise :class:`IncompatibleSolverError` for an energy/solver/adjoint mismatch."""
+    if not isinstance(energy, Energy):
+        raise IncompatibleSolverError(
+            f"Expected `energy` to be a lightning_energy.Energy, got {type(energy).__name__}."
+        )
+    if solver.requires_least_squares and not isinstance(energy, LeastSquaresEnergy):
+        raise IncompatibleSolverError(
+            f"{type(solver).__name__} needs a LeastSquaresEnergy (residuals), got "
+            f"{type(energy).__name__}; use Newton, NewtonCG or GradientDescent instead."
+        )
+    adjoint.check(energy, solver)
+
+
+def check_inputs(inputs: Any) -> int:
+    """Validate ``inputs`` and return the batch size B from its tensors."""
+    leaves = tree_leaves(inputs)
+    if not leaves:
+        raise ShapeError("Expected `inputs` to hold at least one tensor of shape (B, ...).")
+    for i, t in enumerate(leaves):
+        if not (t.is_floating_point() or t.dtype == torch.bool):
+            raise ShapeError(
+                f"Expected floating-point (or bool mask) tensors in `inputs`, got tensor {i} "
+                f"of {describe(t)}; cast it with .float()."
+            )
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise ShapeError(f"Expected finite values in `inputs`, tensor {i} of "
+                             f"{describe(t)} holds NaN or inf; mask missing data instead.")
+    return int(leaves[0].shape[0]) if leaves[0].dim() > 0 else 1
+
+
+def argmin(
+    energy: Energy,
+    inputs: Any,
+    *,
+    solver: Solver,
+    adjoint: Adjoint | None = None,
+    x0: Tensor | None = None,
+    nonconverged: str = "mask",
+) -> Solution:
+    """Differentiable ``argmin_x energy(x, inputs)``; the functional twin of :class:`EnergyLayer`.
+
+    Args:
+        energy: The energy.
+        inputs: Per-sample data (a tensor, or tuple/list/dict/dataclass of tensors, leading dim B).
+        solver: The inner solver.
+        adjoint: The backward rule (default ``ImplicitAdjoint()``).
+        x0: Starting points (B, *shape); default ``energy.initial_solution(inputs)``.
+        nonconverged: ``"mask"``, ``"warn"`` or ``"raise"`` (see :class:`EnergyLayer`).
+
+    Returns:
+        A :class:`Solution` with differentiable ``x`` of shape (B, *shape).
+    """
+    return EnergyLayer(energy, solver, adjoint, nonconverged)(inputs, x0)
+
+
+class EnergyLayer(nn.Module):
+    """``x* = argmin_x E(x; θ, inputs)`` as a differentiable ``nn.Module`` (no Lightning needed).
+
+    Args:
+        energy: The energy; its parameters are this layer's parameters.
+        solver: The inner solver (runs without autograd except under ``UnrolledAdjoint``).
+        adjoint: The backward rule (default ``ImplicitAdjoint()``, damping 1e-2, exact Hessian).
+        nonconverged: What to do with samples whose solve did not converge: ``"mask"`` gives them
+            zero gradient and counts them in ``solution.diagnostics["masked"]``; ``"warn"`` keeps
+            their gradient and emits a warning; ``"raise"`` raises :class:`SolverError`.
+
+    Example:
+        >>> import torch, lightning_energy as le
+        >>> layer = le.EnergyLayer(le.QuadraticEnergy(3), le.Newton(tol=1e-9))
+        >>> sol = layer(torch.randn(8, 3, requires_grad=True))
+        >>> sol.x.sum().backward()
+        >>> sol.x.shape, sol.converged.shape
+        (torch.Size([8, 3]), torch.Size([8]))
+    """
+
+    def __init__(
+        self,
+        energy: Energy,
+        solver: Solver,
+        adjoint: Adjoint | None = None,
+        nonconverged: str = "mask",
+    ) -> None:
+        super().__init__()
+        adjoint = ImplicitAdjoint() if adjoint is None else adjoint
+        if nonconverged not in _POLICIES:
+            raise ValueError(
+                f"Expected `nonconverged` to be one of {_POLICIES}, got {nonconverged!r}."
+            )
+        check_compatible(energy, solver, adjoint)
+        self.energy, self.solver, self.adjoint = energy, solver, adjoint
+        self.nonconverged = nonconverged
+
+    def forward(self, inputs: Any, x0: Tensor | None = None) -> Solution:
+        """Solve the batch of problems.
+
+        Args:
+            inputs: Per-sample data, tensors with leading dimension B.
+            x0: Starting points (B, *shape); default ``energy.initial_solution(inputs)``.
+
+        Returns:
+            A :class:`Solution`; ``x`` (B, *shape) is differentiable w.r.t. the energy
+            parameters and every floating input tensor that requires grad.
+        """
+        batch = check_inputs(inputs)
+        x0 = self.energy.initial_solution(inputs) if x0 is None else x0
+        self._check_x0(x0, batch, self.energy.solution_shape)
+        out_dtype = x0.dtype
+        dtype = self.solver.dtype or out_dtype
+        flat = x0.detach().reshape(batch, -1).to(dtype)
+        solution = self.adjoint.solve(self.energy, self.solver, inputs, flat,
+                                      tuple(x0.shape[1:]), self.nonconverged == "mask")
+        solution.x = solution.x.to(out_dtype)
+        self._apply_policy(solution)
+        return solution
+
+    @staticmethod
+    def _check_x0(x0: Tensor, batch: int, shape: tuple[int, ...] | None) -> None:
+        want = "..." if shape is None else ", ".join(str(s) for s in shape)
+        ok = isinstance(x0, Tensor) and x0.dim() >= 2 and x0.shape[0] == batch
+        if not ok or (shape is not None and tuple(x0.shape[1:]) != tuple(shape)):
+            raise ShapeError(f"Expected `x0` of shape ({batch}, {want}) matching the batch of "
+                             f"`inputs`, got {describe(x0)}.")
+        if not x0.is_floating_point():
+            raise ShapeError(f"Expected floating-point `x0`, got {describe(x0)}.")
+
+    def _apply_policy(self, solution: Solution) -> None:
+        bad = ~solution.converged
+        solution.diagnostics["masked"] = bad.sum() if self.nonconverged == "mask" else 0
+        if self.nonconverged == "mask" or not bool(bad.any()):
+            return
+        message = (f"{int(bad.sum())} of {bad.numel()} solves did not converge "
+                   f"({solution.status_counts()}); raise max_steps or tol, or use "
+                   "nonconverged='mask'.")
+        if self.nonconverged == "raise":
+            raise SolverError(message)
+        warnings.warn(message, RuntimeWarning, stacklevel=3)

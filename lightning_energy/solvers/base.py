@@ -1,0 +1,167 @@
+"""The solver interface (``init`` / ``step`` / ``terminate``) and the batched solve loop.
+
+Every sample of a batch stops on its own: once a sample is done (converged, non-finite or
+stalled) its state is frozen while the others go on. The loop checks for "all done" once per step,
+the only host synchronisation in it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+
+from lightning_energy.solvers.problem import Problem
+from lightning_energy.solvers.solution import Solution, SolverStatus
+
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+@dataclass
+class SolverState:
+    """Per-sample state carried between steps; every field has leading dimension B.
+
+    Attributes:
+        x: Current iterates (B, n).
+        value: Energies at ``x`` (B,).
+        grad: Gradients at ``x`` (B, n).
+        damping: Trust-region damping μ (B,) (for gradient descent, the inverse step size).
+        growth: Factor by which μ grows on the next rejected step (B,).
+        num_steps: Steps taken (B,).
+        curvature: Cached curvature at ``x`` (dense solvers: (B, n, n)); ``None`` otherwise.
+    """
+
+    x: Tensor
+    value: Tensor
+    grad: Tensor
+    damping: Tensor
+    growth: Tensor
+    num_steps: Tensor
+    curvature: Tensor | None = None
+
+    @property
+    def grad_norm(self) -> Tensor:
+        """‖∇ₓE‖₂ per sample (B,)."""
+        return torch.linalg.vector_norm(self.grad, dim=-1)
+
+    def where(self, keep: Tensor, other: SolverState) -> SolverState:
+        """Per sample, ``other`` where ``keep`` is True, else ``self``."""
+        fields = {}
+        for f in dataclasses.fields(self):
+            mine, theirs = getattr(self, f.name), getattr(other, f.name)
+            if mine is None or theirs is None:
+                fields[f.name] = mine
+                continue
+            mask = keep.reshape(-1, *([1] * (mine.dim() - 1)))
+            fields[f.name] = torch.where(mask, theirs, mine)
+        return SolverState(**fields)
+
+
+def resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
+    """Accept ``torch.float64`` or ``"float64"`` (recipes spell dtypes as strings)."""
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in _DTYPES:
+        raise ValueError(f"Expected `dtype` to be one of {sorted(_DTYPES)} or None, got {dtype!r}.")
+    return _DTYPES[dtype]
+
+
+class Solver(ABC):
+    """Base class of batched inner solvers.
+
+    Args:
+        max_steps: Step budget per sample.
+        tol: A sample has converged when ‖∇ₓE‖₂ ≤ ``tol``.
+        dtype: Solve in this dtype (e.g. ``"float64"``) whatever the caller's precision;
+            ``None`` keeps the dtype of ``x0``.
+        max_damping: A sample whose damping exceeds this could not make progress: ``STALLED``.
+    """
+
+    requires_least_squares: ClassVar[bool] = False
+    """Whether the solver needs a :class:`~lightning_energy.LeastSquaresEnergy`."""
+
+    def __init__(
+        self,
+        max_steps: int = 50,
+        tol: float = 1e-6,
+        dtype: torch.dtype | str | None = None,
+        max_damping: float = 1e16,
+    ) -> None:
+        if max_steps < 0:
+            raise ValueError(f"Expected `max_steps` >= 0, got {max_steps}.")
+        if not tol >= 0:
+            raise ValueError(f"Expected `tol` >= 0, got {tol}.")
+        self.max_steps = max_steps
+        self.tol = tol
+        self.dtype = resolve_dtype(dtype)
+        self.max_damping = max_damping
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(max_steps={self.max_steps}, tol={self.tol})"
+
+    @abstractmethod
+    def init(self, problem: Problem, x: Tensor) -> SolverState:
+        """The state at the starting point ``x`` (B, n)."""
+
+    @abstractmethod
+    def step(self, problem: Problem, state: SolverState) -> SolverState:
+        """One step for every sample (accepted or rejected per sample)."""
+
+    def update(self, problem: Problem, x: Tensor, damping: Tensor) -> Tensor:
+        """The solver's update map x ↦ x⁺ with a given damping, always accepted (B, n).
+
+        Differentiable; used by :class:`~lightning_energy.TruncatedAdjoint`.
+        """
+        raise NotImplementedError(f"{type(self).__name__} defines no update map.")
+
+    def terminate(self, state: SolverState) -> Tensor:
+        """Per-sample done mask (B,): converged, non-finite or stalled."""
+        finite = torch.isfinite(state.value) & torch.isfinite(state.grad).all(-1)
+        return (state.grad_norm <= self.tol) | ~finite | (state.damping > self.max_damping)
+
+    def status(self, state: SolverState) -> Tensor:
+        """Final :class:`SolverStatus` codes (B,)."""
+        finite = torch.isfinite(state.value) & torch.isfinite(state.grad).all(-1)
+        status = torch.full_like(state.num_steps, int(SolverStatus.MAX_STEPS))
+        status = torch.where(state.damping > self.max_damping, int(SolverStatus.STALLED), status)
+        status = torch.where(state.grad_norm <= self.tol, int(SolverStatus.CONVERGED), status)
+        return torch.where(finite, status, int(SolverStatus.NONFINITE))
+
+    def run(self, problem: Problem, x0: Tensor, max_steps: int | None = None) -> SolverState:
+        """Iterate from flat ``x0`` (B, n) until every sample is done or the budget runs out."""
+        state = self.init(problem, x0)
+        for _ in range(self.max_steps if max_steps is None else max_steps):
+            done = self.terminate(state)
+            if bool(done.all()):
+                break
+            proposal = self.step(problem, state)
+            proposal.num_steps = state.num_steps + 1
+            state = state.where(~done, proposal)
+        return state
+
+    def solve(self, problem: Problem, x0: Tensor) -> Solution:
+        """Minimise ``problem`` from flat ``x0`` (B, n); gradients are not tracked.
+
+        Returns:
+            A :class:`Solution` whose ``x`` has shape (B, *problem.shape).
+        """
+        with torch.no_grad():
+            state = self.run(problem, x0.detach())
+        return self.to_solution(problem, state)
+
+    def to_solution(self, problem: Problem, state: SolverState) -> Solution:
+        """Package a final state as a :class:`Solution`."""
+        status = self.status(state)
+        return Solution(
+            x=state.x.reshape(state.x.shape[0], *problem.shape),
+            value=state.value,
+            status=status,
+            converged=status == int(SolverStatus.CONVERGED),
+            num_steps=state.num_steps,
+            grad_norm=state.grad_norm,
+            damping=state.damping,
+        )

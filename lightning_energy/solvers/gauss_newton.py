@@ -1,0 +1,43 @@
+"""Levenberg–Marquardt and Gauss–Newton for :class:`~lightning_energy.LeastSquaresEnergy`."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from lightning_energy.solvers.problem import Problem
+from lightning_energy.solvers.trust_region import DenseTrustRegion
+
+
+class LevenbergMarquardt(DenseTrustRegion):
+    """Levenberg–Marquardt on the Gauss–Newton matrix JᵀWJ of a least-squares energy.
+
+    Robust kernels enter by iterative reweighting: W = ρ'(r²) at the current iterate, so the
+    gradient Jᵀ(W r) is exact and the curvature is positive semi-definite. The damping μ is
+    adapted per sample from the gain ratio.
+    """
+
+    requires_least_squares = True
+
+    def evaluate(self, problem: Problem, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:  # noqa: D102
+        return problem.gauss_newton(x)
+
+
+class GaussNewton(LevenbergMarquardt):
+    """Gauss–Newton steps, safeguarded.
+
+    Starts with a negligible damping (μ₀ = 1e-10 relative), so accepted steps are plain
+    Gauss–Newton steps; a step that increases the energy is rejected and damping grows as in
+    Levenberg–Marquardt, so the iteration cannot diverge.
+    """
+
+    def __init__(
+        self,
+        max_steps: int = 50,
+        tol: float = 1e-6,
+        eta: float = 1e-4,
+        dtype: torch.dtype | str | None = None,
+        max_damping: float = 1e16,
+    ) -> None:
+        super().__init__(max_steps=max_steps, tol=tol, initial_damping=1e-10, eta=eta,
+                         dtype=dtype, max_damping=max_damping)

@@ -1,0 +1,175 @@
+"""An energy bound to its inputs and parameters, seen as a batched function of flat x (B, n).
+
+Solvers and adjoints talk to energies only through :class:`Problem`, which evaluates values,
+gradients, Hessian-vector products, dense Hessians and residual Jacobians for the whole batch at
+once. Because the B problems are independent, ∇ of the *summed* energy is the per-sample gradient,
+and one product with a batched tangent gives every sample's Hessian-vector product together.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call, grad_and_value, jvp, vjp, vmap
+
+from lightning_energy._tree import tree_map
+from lightning_energy.energies.base import Energy, LeastSquaresEnergy
+from lightning_energy.errors import ShapeError, describe
+
+
+def cast_inputs(inputs: Any, dtype: torch.dtype | None) -> Any:
+    """Cast the floating tensors of ``inputs`` to ``dtype`` (differentiably); others unchanged."""
+    if dtype is None:
+        return inputs
+    return tree_map(lambda t: t.to(dtype) if t.is_floating_point() else t, inputs)
+
+
+def energy_state(energy: Energy, dtype: torch.dtype | None, detach: bool) -> dict[str, Tensor]:
+    """Parameters and buffers of ``energy`` by name, optionally detached and cast to ``dtype``."""
+    state = dict(energy.named_parameters())
+    state.update(dict(energy.named_buffers()))
+    out = {}
+    for name, t in state.items():
+        t = t.detach() if detach else t
+        out[name] = t.to(dtype) if dtype is not None and t.is_floating_point() else t
+    return out
+
+
+class Problem:
+    """Batched functional view of ``energy(x, inputs)`` with ``x`` flattened to (B, n).
+
+    Args:
+        energy: The energy module.
+        inputs: Per-sample data (tensors with leading dimension B).
+        shape: The per-sample solution shape (``x`` is reshaped to (B, *shape) for the energy).
+        dtype: Compute dtype; parameters and floating inputs are cast to it.
+        detach: Use detached parameters and inputs (the no-grad solve); ``False`` keeps the
+            autograd graph to them (unrolled differentiation, the adjoint's final product).
+    """
+
+    def __init__(
+        self,
+        energy: Energy,
+        inputs: Any,
+        shape: tuple[int, ...],
+        dtype: torch.dtype | None = None,
+        detach: bool = True,
+    ) -> None:
+        self.energy = energy
+        self.shape = tuple(shape)
+        self.params = energy_state(energy, dtype, detach)
+        inputs = tree_map(lambda t: t.detach(), inputs) if detach else inputs
+        self.inputs = cast_inputs(inputs, dtype)
+
+    @property
+    def is_least_squares(self) -> bool:
+        """Whether the energy exposes residuals."""
+        return isinstance(self.energy, LeastSquaresEnergy)
+
+    def _unflatten(self, x: Tensor) -> Tensor:
+        return x.reshape(x.shape[0], *self.shape)
+
+    def value(self, x: Tensor) -> Tensor:
+        """Energies (B,) at flat ``x`` (B, n)."""
+        out = functional_call(self.energy, self.params, (self._unflatten(x), self.inputs))
+        if not isinstance(out, Tensor) or out.shape != (x.shape[0],):
+            raise ShapeError(
+                f"Expected `{type(self.energy).__name__}.forward` to return energies of shape "
+                f"({x.shape[0]},) for x of shape {tuple(self._unflatten(x).shape)}, "
+                f"got {describe(out)}."
+            )
+        return out
+
+    def _summed(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        values = self.value(x)
+        return values.sum(), values
+
+    def value_and_grad(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Energies (B,) and gradients ∇ₓE (B, n)."""
+        grad, (_, values) = grad_and_value(self._summed, has_aux=True)(x)
+        return values, grad
+
+    def gradient(self, x: Tensor) -> Tensor:
+        """Gradients ∇ₓE (B, n)."""
+        return self.value_and_grad(x)[1]
+
+    def hvp(self, x: Tensor, v: Tensor) -> Tensor:
+        """Hessian-vector products H_b v_b (B, n), one forward-over-reverse pass for the batch."""
+        return jvp(self.gradient, (x,), (v,))[1]
+
+    def hessian(self, x: Tensor) -> Tensor:
+        """Dense Hessians (B, n, n): n batched Hessian-vector products under ``vmap``."""
+        n = x.shape[1]
+        basis = torch.eye(n, dtype=x.dtype, device=x.device)[:, None, :].expand(n, *x.shape)
+        columns = vmap(lambda t: self.hvp(x, t))(basis)  # (n, B, n): column i of every H_b
+        return columns.permute(1, 2, 0)
+
+    def _call_method(self, method: str, *args: Any) -> Tensor:
+        view = _MethodView(self.energy, method)
+        params = {f"energy.{k}": v for k, v in self.params.items()}
+        return functional_call(view, params, args)
+
+    def residuals(self, x: Tensor) -> Tensor:
+        """Residuals (B, m) of a :class:`LeastSquaresEnergy`."""
+        return self._call_method("residuals", self._unflatten(x), self.inputs)
+
+    def jacobian(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Residuals (B, m) and their Jacobians (B, m, n).
+
+        Forward mode (n passes) when m ≥ n, reverse mode (m passes) otherwise.
+        """
+        r = self.residuals(x)
+        n, m = x.shape[1], r.shape[1]
+        if m >= n:
+            basis = torch.eye(n, dtype=x.dtype, device=x.device)[:, None, :].expand(n, *x.shape)
+            cols = vmap(lambda t: jvp(self.residuals, (x,), (t,))[1])(basis)  # (n, B, m)
+            return r, cols.permute(1, 2, 0)
+        _, pullback = vjp(self.residuals, x)
+        basis = torch.eye(m, dtype=x.dtype, device=x.device)[:, None, :].expand(m, *r.shape)
+        rows = vmap(lambda t: pullback(t)[0])(basis)  # (m, B, n)
+        return r, rows.permute(1, 0, 2)
+
+    def gauss_newton(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Energies (B,), gradients (B, n) and Gauss–Newton matrices JᵀWJ (B, n, n).
+
+        W = ρ'(r²) are the robust kernel's IRLS weights, so the gradient Jᵀ(W r) is exact and
+        the matrix drops only the second-order residual and kernel-curvature terms.
+        """
+        r, jac = self.jacobian(x)
+        squared = r**2
+        value = 0.5 * self._call_method("rho", squared).sum(-1)
+        w = self._call_method("weights", squared)
+        grad = torch.einsum("bmn,bm->bn", jac, w * r)
+        hess = torch.einsum("bmi,bm,bmj->bij", jac, w, jac)
+        return value, grad, hess
+
+
+class _MethodView(nn.Module):
+    """Lets ``functional_call`` run a method other than ``forward`` of an energy."""
+
+    def __init__(self, energy: Energy, method: str) -> None:
+        super().__init__()
+        self.energy = energy
+        self.method = method
+
+    def forward(self, *args: Any) -> Tensor:
+        return getattr(self.energy, self.method)(*args)
+
+
+def repeat_problem(problem: Problem, times: int, batch: int) -> Problem:
+    """The same problem with every per-sample input tensor tiled ``times`` along the batch.
+
+    Tensors whose leading dimension is not ``batch`` are shared, not tiled.
+    """
+    tiled = copy.copy(problem)
+
+    def tile(t: Tensor) -> Tensor:
+        if t.dim() == 0 or t.shape[0] != batch:
+            return t
+        return t.repeat(times, *([1] * (t.dim() - 1)))
+
+    tiled.inputs = tree_map(tile, problem.inputs)
+    return tiled
