@@ -4,7 +4,10 @@ Fallback policy of :func:`damped_cholesky_solve` (a factorisation can fail silen
 near-singular matrix, so ``info`` is always read):
 
 1. factorise ``A + λI`` for the whole batch with ``cholesky_ex``;
-2. samples whose factorisation failed are re-factorised in float64 with the same λ;
+2. samples whose factorisation failed, or whose solution leaves a relative residual
+   ‖(A + λI)z − rhs‖ / ‖rhs‖ above √eps of the dtype (float32 factorisations of near-singular
+   matrices can "succeed" and return a solution that is wrong by 100%), are re-solved in float64
+   with the same λ;
 3. samples that still fail get λ ← max(10 λ, 1e-10·(1 + mean |diag A|)) up to ``max_retries`` times;
 4. samples that never factorise are flagged ``failed`` and get a zero solution.
 
@@ -55,6 +58,13 @@ def try_cholesky_solve(
     return torch.where(ok[:, None], z, torch.zeros_like(z)), ok
 
 
+def accurate(matrix: Tensor, rhs: Tensor, damping: Tensor, z: Tensor) -> Tensor:
+    """Per sample (B,): relative residual of (A + λI) z = rhs at most √eps of the dtype."""
+    residual = torch.einsum("bij,bj->bi", matrix, z) + damping[:, None] * z - rhs
+    scale = torch.linalg.vector_norm(rhs, dim=-1).clamp_min(torch.finfo(rhs.dtype).tiny)
+    return torch.linalg.vector_norm(residual, dim=-1) <= torch.finfo(rhs.dtype).eps ** 0.5 * scale
+
+
 def damped_cholesky_solve(
     matrix: Tensor, rhs: Tensor, damping: Tensor | float, max_retries: int = 8
 ) -> tuple[Tensor, LinearSolveInfo]:
@@ -72,6 +82,7 @@ def damped_cholesky_solve(
     batch = matrix.shape[0]
     lam = torch.as_tensor(damping, dtype=matrix.dtype, device=matrix.device).expand(batch).clone()
     z, ok = try_cholesky_solve(matrix, rhs, lam)
+    ok = ok & accurate(matrix, rhs, lam, z)
     retried = ~ok
     if bool(ok.all()):
         return z, LinearSolveInfo(lam, retried, ~ok)

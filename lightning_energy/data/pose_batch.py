@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -235,7 +236,7 @@ class PoseBatch:
 
         Lightning calls this to move a batch to the accelerator.
         """
-        changes = {}
+        changes: dict[str, Any] = {}
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             if isinstance(value, Tensor):
@@ -250,7 +251,7 @@ class PoseBatch:
             raise ValueError("Expected at least one PoseBatch to concatenate, got none.")
         if len(batches) == 1:
             return batches[0]
-        values = {}
+        values: dict[str, Any] = {}
         for field in dataclasses.fields(PoseBatch):
             parts = [getattr(b, field.name) for b in batches]
             values[field.name] = (

@@ -225,7 +225,7 @@ def generate_synthetic_poses(
     world = sample_world_poses(model or tiny_pose_model(), num_frames, gen, floor_radius)
     rig = {name: torch.as_tensor(getattr(cameras, name)[:1], dtype=torch.float64)
            for name in _CAMERA_FIELDS}  # fmt: skip
-    pixels = project_perspective(world, **rig)
+    pixels = project_perspective(world, rig["R"], rig["T"], rig["f"], rig["c"], rig["k"], rig["p"])
     detections = corrupt_detections(pixels, gen, noise_px, swap_prob, dropout_prob)
     labels = np.full(num_frames, subject)
     return PoseArrays(

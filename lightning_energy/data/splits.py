@@ -113,7 +113,7 @@ def train_val_split(
     units = _shuffled(_group_units(sequences, groups), seed)
     wanted = max(round(val_fraction * len(sequences)), 1) if val_fraction > 0 else 0
     chosen: set[str] = set()
-    for unit in units:
+    for unit in units[:-1]:
         if len(chosen) >= wanted:
             break
         chosen.update(unit)

@@ -15,6 +15,8 @@ dimension fewer (no view axis) when it is shared by the views. All functions are
 
 from __future__ import annotations
 
+from typing import Literal, overload
+
 import torch
 from torch import Tensor
 
@@ -80,6 +82,34 @@ def distort(xy: Tensor, k: Tensor | None = None, p: Tensor | None = None) -> Ten
     p = p.unsqueeze(-2)
     factor = factor + p[..., 0] * y + p[..., 1] * x
     return torch.stack((x * factor + p[..., 1] * r2, y * factor + p[..., 0] * r2), dim=-1)
+
+
+@overload
+def project_perspective(
+    points: Tensor,
+    R: Tensor,
+    T: Tensor,
+    f: Tensor,
+    c: Tensor,
+    k: Tensor | None = ...,
+    p: Tensor | None = ...,
+    *,
+    return_depth: Literal[False] = ...,
+) -> Tensor: ...
+
+
+@overload
+def project_perspective(
+    points: Tensor,
+    R: Tensor,
+    T: Tensor,
+    f: Tensor,
+    c: Tensor,
+    k: Tensor | None = ...,
+    p: Tensor | None = ...,
+    *,
+    return_depth: Literal[True],
+) -> tuple[Tensor, Tensor]: ...
 
 
 def project_perspective(

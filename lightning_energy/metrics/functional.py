@@ -1,7 +1,7 @@
 """Functional twins of the metric classes, and the per-batch statistics the classes accumulate.
 
-Every public function validates its inputs exactly as the matching class's ``update`` does (both go
-through the same private ``_*_update`` helper), so a malformed tensor raises the same
+Every public function validates its inputs exactly as the matching class's ``update`` does (both use
+the same private validation and update helpers), so a malformed tensor raises the same
 :class:`~lightning_energy.errors.ShapeError` from either. Statistics are reduced to sums and counts
 in float64 / int64, which is what makes the classes exact under DDP.
 """

@@ -26,5 +26,4 @@ class Newton(DenseTrustRegion):
     """
 
     def evaluate(self, problem: Problem, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:  # noqa: D102
-        value, grad = problem.value_and_grad(x)
-        return value, grad, problem.hessian(x)
+        return problem.value_grad_hessian(x)

@@ -112,6 +112,22 @@ class Problem:
         params = {f"energy.{k}": v for k, v in self.params.items()}
         return functional_call(view, params, args)
 
+    def value_grad_hessian(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Energies (B,), gradients (B, n) and dense Hessians (B, n, n) in one batched pass."""
+
+        def grad_fn(z: Tensor) -> tuple[Tensor, Tensor]:
+            grad, (_, values) = grad_and_value(self._summed, has_aux=True)(z)
+            return grad, values
+
+        def column(t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+            grad, hcol, values = jvp(grad_fn, (x,), (t,), has_aux=True)
+            return hcol, grad, values
+
+        n = x.shape[1]
+        basis = torch.eye(n, dtype=x.dtype, device=x.device)[:, None, :].expand(n, *x.shape)
+        columns, grad, values = vmap(column, out_dims=(0, None, None))(basis)
+        return values, grad, columns.permute(1, 2, 0)
+
     def residuals(self, x: Tensor) -> Tensor:
         """Residuals (B, m) of a :class:`LeastSquaresEnergy`."""
         return self._call_method("residuals", self._unflatten(x), self.inputs)

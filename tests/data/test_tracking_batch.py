@@ -106,8 +106,11 @@ def test_batch_checks_shapes():
 
 def test_lightning_collection_helpers_understand_the_batch():
     batch = collate_tracking([_sample(4), _sample(4), _sample(2)])
-    assert extract_batch_size(batch) == 3
-    moved = apply_to_collection(batch, torch.Tensor, lambda t: t.double() if t.is_floating_point() else t)
+    with pytest.warns(UserWarning, match="ambiguous collection"):
+        assert extract_batch_size(batch) == 3  # boxes is the first field
+    moved = apply_to_collection(
+        batch, torch.Tensor, lambda t: t.double() if t.is_floating_point() else t
+    )
     assert isinstance(moved, TrackingBatch)
     assert moved.boxes.dtype == torch.float64
     assert moved.valid.dtype == torch.bool

@@ -159,11 +159,14 @@ class _Probe(pl.LightningModule):
         mask = batch.valid & batch.target_valid[..., None]
         error = (batch.boxes - batch.target[:, :, None]).abs().sum(-1)
         loss = (error * mask).sum() / mask.sum().clamp(min=1) * (1 + self.weight)
-        self.log(f"{stage}/loss", loss)
+        self.log(f"{stage}/loss", loss, batch_size=batch.batch_size)
         return loss
 
     def training_step(self, batch: TrackingBatch, batch_idx: int) -> torch.Tensor:
         return self._step(batch, "train")
+
+    def validation_step(self, batch: TrackingBatch, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "val")
 
     def test_step(self, batch: TrackingBatch, batch_idx: int) -> torch.Tensor:
         return self._step(batch, "test")
@@ -188,4 +191,5 @@ def test_trainer_runs_on_the_datamodule():
     trainer.fit(probe, datamodule=dm)
     trainer.test(probe, datamodule=dm)
     assert ("train", (2, 8, 3, 4)) in probe.seen
+    assert ("val", (1, 20, 3, 4)) in probe.seen
     assert ("test", (1, 20, 3, 4)) in probe.seen

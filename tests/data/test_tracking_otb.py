@@ -96,7 +96,12 @@ def test_groups_from_names_or_video_group_column(tiny_copy: Path):
         "sequence,split,n_frames,video_group\nSeqA,dev,6,v1\nSeqB-1,dev,5,v2\n"
         "SeqB-2,dev,7,v1\nSeqC,test,5,v3\n"
     )
-    assert sequence_groups(tiny_copy) == {"SeqA": "v1", "SeqB-1": "v2", "SeqB-2": "v1", "SeqC": "v3"}
+    assert sequence_groups(tiny_copy) == {
+        "SeqA": "v1",
+        "SeqB-1": "v2",
+        "SeqB-2": "v1",
+        "SeqC": "v3",
+    }
 
 
 def test_missing_root_message(tmp_path: Path):
@@ -115,7 +120,9 @@ def test_missing_root_message(tmp_path: Path):
 
 def test_missing_files_are_named(tiny_copy: Path):
     (tiny_copy / "results" / "TrA" / "SeqB-2.txt").unlink()
-    with pytest.raises(DatasetNotFoundError, match=r"results/TrA/SeqB-2\.txt.*expected groundtruth"):
+    with pytest.raises(
+        DatasetNotFoundError, match=r"results/TrA/SeqB-2\.txt.*expected groundtruth"
+    ):
         load_sequence(tiny_copy, "SeqB-2", ["TrA"])
     with pytest.raises(DatasetNotFoundError, match=r"groundtruth/Nope\.txt"):
         load_sequence(tiny_copy, "Nope", ["TrA"])

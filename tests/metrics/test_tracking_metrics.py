@@ -140,7 +140,9 @@ def test_class_equals_functional_over_uneven_batches(fn, cls, kwargs, score, ave
     assert metric.compute().item() == pytest.approx(expected.item(), rel=1e-12)
     metric.reset()
     batch_value = metric(pred[:2].float(), target[:2].float(), valid[:2])
-    assert batch_value.item() == pytest.approx(fn(pred[:2], target[:2], valid=valid[:2], average=average, **kwargs).item(), rel=1e-6)  # noqa: E501
+    assert batch_value.item() == pytest.approx(
+        fn(pred[:2], target[:2], valid=valid[:2], average=average, **kwargs).item(), rel=1e-6
+    )
 
 
 # ----------------------------------------------------------------------------- hand-computed
@@ -217,7 +219,9 @@ def test_padding_equals_separate_sequences() -> None:
 def test_skip_first_equals_slicing_and_two_dim_input() -> None:
     pred, target, _ = (torch.from_numpy(a) for a in make_tracks(3, batch=4))
     skipped = precision_at_pixels(pred, target, 10.0, skip_first=True)
-    assert skipped.item() == pytest.approx(precision_at_pixels(pred[:, 1:], target[:, 1:], 10.0).item())
+    assert skipped.item() == pytest.approx(
+        precision_at_pixels(pred[:, 1:], target[:, 1:], 10.0).item()
+    )
     assert success_auc(pred[0], target[0]).item() == success_auc(pred[:1], target[:1]).item()
 
 

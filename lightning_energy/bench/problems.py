@@ -1,0 +1,70 @@
+"""Benchmark problems: a batched least-squares energy shaped like multi-view pose fitting."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from lightning_energy.energies.base import LeastSquaresEnergy
+from lightning_energy.energies.robust import PseudoHuber
+
+
+class PoseLikeEnergy(LeastSquaresEnergy):
+    """Fit a linear-basis 3D shape, yaw, scale and translation to 2D points in C views.
+
+    x = (a (num_bases), yaw, log-scale, t (3)) → n = num_bases + 5; points
+    P = s·R(yaw)(μ + Σₖ aₖ eₖ) + t; residuals: ω_cj (Π_c P_j − u_cj) for C views × J joints × 2
+    axes with orthographic cameras Π_c, plus a prior σₖ aₖ on each coefficient; a pseudo-Huber
+    kernel with a learnable scale. Energy parameters: μ, e, ω, σ, camera matrices, the kernel
+    scale (a few thousand scalars). With the defaults n = 30, m = 4·17·2 + 25 = 161.
+
+    ``inputs`` is the 2D points u, shape (B, C, J, 2).
+    """
+
+    def __init__(self, joints: int = 17, views: int = 4, num_bases: int = 25, seed: int = 0):
+        super().__init__(PseudoHuber(0.2, learnable=True))
+        gen = torch.Generator().manual_seed(seed)
+        self.mean = nn.Parameter(torch.randn(joints, 3, generator=gen))
+        self.bases = nn.Parameter(0.3 * torch.randn(num_bases, joints, 3, generator=gen))
+        self.view_weights = nn.Parameter(torch.ones(views, joints))
+        self.prior = nn.Parameter(torch.full((num_bases,), 0.3))
+        angles = torch.arange(views) * (2 * math.pi / views)
+        cams = torch.stack([torch.stack([angles.cos(), angles.sin(), torch.zeros(views)], -1),
+                            torch.tensor([0.0, 0.0, 1.0]).expand(views, 3)], 1)
+        self.cameras = nn.Parameter(cams)  # (C, 2, 3) orthographic projections
+        self.num_bases = num_bases
+        self.solution_shape = (num_bases + 5,)
+
+    def points(self, x: Tensor) -> Tensor:
+        """3D points (B, J, 3) for solutions x (B, n)."""
+        k = self.num_bases
+        a, yaw, log_s, t = x[:, :k], x[:, k], x[:, k + 1], x[:, k + 2:]
+        shape = self.mean.to(x.dtype) + torch.einsum("bk,kjd->bjd", a, self.bases.to(x.dtype))
+        c, s = torch.cos(yaw), torch.sin(yaw)
+        rotated = torch.stack([c[:, None] * shape[..., 0] - s[:, None] * shape[..., 1],
+                               s[:, None] * shape[..., 0] + c[:, None] * shape[..., 1],
+                               shape[..., 2]], -1)
+        return torch.exp(log_s)[:, None, None] * rotated + t[:, None, :]
+
+    def residuals(self, x: Tensor, inputs: Tensor) -> Tensor:  # noqa: D102
+        proj = torch.einsum("cuv,bjv->bcju", self.cameras.to(x.dtype), self.points(x))
+        reproj = self.view_weights.to(x.dtype)[None, :, :, None] * (proj - inputs)
+        prior = self.prior.to(x.dtype) * x[:, : self.num_bases]
+        return torch.cat([reproj.flatten(1), prior], dim=1)
+
+    def initial_solution(self, inputs: Tensor) -> Tensor:  # noqa: D102
+        return torch.zeros(inputs.shape[0], self.num_bases + 5, dtype=inputs.dtype)
+
+    def sample_inputs(self, batch: int, noise: float = 0.05, seed: int = 1) -> Tensor:
+        """Observations (B, C, J, 2) of random poses with Gaussian noise and 5% gross outliers."""
+        gen = torch.Generator().manual_seed(seed)
+        dtype = self.mean.dtype
+        x = 0.5 * torch.randn(batch, self.num_bases + 5, generator=gen, dtype=dtype)
+        x[:, self.num_bases + 1] = 0.1 * x[:, self.num_bases + 1]
+        with torch.no_grad():
+            proj = torch.einsum("cuv,bjv->bcju", self.cameras, self.points(x))
+        obs = proj + noise * torch.randn(proj.shape, generator=gen, dtype=dtype)
+        outliers = torch.rand(proj.shape[:-1], generator=gen) < 0.05
+        return torch.where(outliers[..., None], obs + 2.0, obs)

@@ -1,0 +1,83 @@
+"""Energies used as test problems, with known structure."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+import lightning_energy as le
+
+
+class RobustLineFit(le.LeastSquaresEnergy):
+    """Huber line fit: residuals wᵢ(yᵢ − a tᵢ − b) over points (t, y), x = (a, b)."""
+
+    solution_shape = (2,)
+
+    def __init__(self, num_points: int, kernel: le.robust.RobustKernel | None = None) -> None:
+        super().__init__(kernel if kernel is not None else le.robust.Huber(0.5, learnable=True))
+        self.point_weights = nn.Parameter(1 + 0.1 * torch.arange(num_points, dtype=torch.float32))
+
+    def residuals(self, x: Tensor, inputs: tuple[Tensor, Tensor]) -> Tensor:
+        t, y = inputs
+        pred = x[:, :1] * t + x[:, 1:]
+        return self.point_weights.to(x.dtype) * (y - pred)
+
+    def initial_solution(self, inputs: tuple[Tensor, Tensor]) -> Tensor:
+        return torch.zeros(inputs[0].shape[0], 2, dtype=inputs[0].dtype)
+
+
+class CoupledLogCosh(le.Energy):
+    """E = ½ xᵀ(FᵀF + I)x + Σ log cosh(W x − c): smooth, convex, non-quadratic, coupled Hessian."""
+
+    def __init__(self, n: int, m: int, seed: int = 0) -> None:
+        super().__init__()
+        gen = torch.Generator().manual_seed(seed)
+        self.factor = nn.Parameter(torch.randn(n, n, generator=gen) / n)
+        self.weight = nn.Parameter(torch.randn(m, n, generator=gen))
+        self.solution_shape = (n,)
+
+    def forward(self, x: Tensor, inputs: Tensor) -> Tensor:
+        f = self.factor.to(x.dtype)
+        quad = 0.5 * ((x @ f.T) ** 2).sum(-1) + 0.5 * (x**2).sum(-1)
+        z = x @ self.weight.to(x.dtype).T - inputs
+        return quad + (z.abs() + torch.log1p(torch.exp(-2 * z.abs())) - 0.6931471805599453).sum(-1)
+
+    def initial_solution(self, inputs: Tensor) -> Tensor:
+        return torch.zeros(inputs.shape[0], self.factor.shape[0], dtype=inputs.dtype)
+
+
+class LinearResiduals(le.LeastSquaresEnergy):
+    """r = A x − c with A a parameter: Gauss–Newton equals the exact Hessian here."""
+
+    def __init__(self, n: int, m: int, seed: int = 0) -> None:
+        super().__init__()
+        gen = torch.Generator().manual_seed(seed)
+        self.a = nn.Parameter(torch.randn(m, n, generator=gen))
+        self.solution_shape = (n,)
+
+    def residuals(self, x: Tensor, inputs: Tensor) -> Tensor:
+        return x @ self.a.to(x.dtype).T - inputs
+
+    def initial_solution(self, inputs: Tensor) -> Tensor:
+        return torch.zeros(inputs.shape[0], self.a.shape[1], dtype=inputs.dtype)
+
+
+class DoubleWell(le.Energy):
+    """E = (x² − θ)² per coordinate: indefinite Hessian at x = 0."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.theta = nn.Parameter(torch.tensor(1.0))
+
+    def forward(self, x: Tensor, inputs: Tensor) -> Tensor:
+        return ((x**2 - self.theta.to(x.dtype) - inputs) ** 2).sum(-1)
+
+
+def line_data(batch: int, points: int, seed: int = 0) -> tuple[Tensor, Tensor]:
+    """Noisy lines with a few gross outliers, float64."""
+    gen = torch.Generator().manual_seed(seed)
+    t = torch.linspace(-1, 1, points, dtype=torch.float64).expand(batch, points).clone()
+    slope = torch.randn(batch, 1, generator=gen, dtype=torch.float64)
+    y = slope * t + 0.3 + 0.05 * torch.randn(batch, points, generator=gen, dtype=torch.float64)
+    y[:, ::5] += 3.0
+    return t, y

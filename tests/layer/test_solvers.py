@@ -1,0 +1,82 @@
+"""Solver behaviour: per-sample stopping and status, dtype policy, multi-start, large n."""
+
+import pytest
+import torch
+
+import lightning_energy as le
+from lightning_energy.solvers.problem import Problem
+from tests.helpers import CoupledLogCosh, DoubleWell, RobustLineFit, line_data
+
+
+@pytest.mark.parametrize("solver", [le.Newton(tol=1e-10), le.NewtonCG(tol=1e-10),
+                                    le.GradientDescent(tol=1e-8, max_steps=3000, step_size=0.1)])
+def test_solvers_reach_the_same_minimum(solver):
+    energy = CoupledLogCosh(4, 6).double()
+    c = torch.randn(5, 6, dtype=torch.float64)
+    ref = le.argmin(energy, c, solver=le.Newton(tol=1e-12)).x
+    sol = le.argmin(energy, c, solver=solver)
+    assert bool(sol.converged.all())
+    assert torch.allclose(sol.x, ref, atol=1e-6)
+    assert bool((sol.grad_norm <= solver.tol).all())
+
+
+def test_least_squares_solvers_agree_and_lm_needs_few_steps():
+    energy = RobustLineFit(12).double()
+    data = line_data(6, 12)
+    sols = [le.argmin(energy, data, solver=s) for s in
+            (le.LevenbergMarquardt(tol=1e-10), le.GaussNewton(tol=1e-10), le.Newton(tol=1e-10))]
+    for sol in sols:
+        assert bool(sol.converged.all())
+        assert torch.allclose(sol.x, sols[2].x, atol=1e-7)
+    assert int(sols[0].num_steps.max()) < 30
+
+
+def test_per_sample_stopping_freezes_finished_samples():
+    energy = le.QuadraticEnergy(3).double()
+    c = torch.randn(4, 3, dtype=torch.float64)
+    x0 = energy.closed_form(c).detach()
+    x0[2:] += 5.0  # samples 0, 1 start at the solution
+    sol = le.argmin(energy, c, solver=le.Newton(tol=1e-9), x0=x0)
+    assert sol.num_steps[:2].tolist() == [0, 0]
+    assert bool((sol.num_steps[2:] > 0).all())
+    assert torch.equal(sol.x[:2], x0[:2])
+
+
+def test_status_codes_nonfinite_and_max_steps():
+    energy = le.QuadraticEnergy(2).double()
+    problem = Problem(energy, torch.zeros(2, 2, dtype=torch.float64), (2,))
+    x0 = torch.tensor([[0.0, 0.0], [float("nan"), 0.0]], dtype=torch.float64)
+    sol = le.GradientDescent(max_steps=1).solve(problem, x0)
+    assert sol.status.tolist() == [le.SolverStatus.MAX_STEPS, le.SolverStatus.NONFINITE]
+    assert sol.status_counts()["nonfinite"] == 1
+
+
+def test_solve_dtype_policy_float64_for_float32_caller():
+    energy = le.QuadraticEnergy(3)
+    c = torch.randn(4, 3, requires_grad=True)
+    sol = le.argmin(energy, c, solver=le.Newton(tol=1e-12, dtype="float64"))
+    assert sol.x.dtype == torch.float32 and sol.value.dtype == torch.float64
+    assert bool(sol.converged.all())  # tol 1e-12 is reachable only in float64
+    (g,) = torch.autograd.grad(sol.x.sum(), c)
+    assert g.dtype == torch.float32 and bool(torch.isfinite(g).all())
+
+
+def test_multistart_keeps_lowest_energy():
+    energy = DoubleWell().double()
+    inputs = torch.tensor([[0.0]], dtype=torch.float64).expand(3, 1)
+    tilt = torch.tensor([[0.0], [0.0], [0.0]], dtype=torch.float64)
+    starts = torch.tensor([[-2.0], [0.3], [2.0]], dtype=torch.float64)
+    sol = le.argmin(energy, inputs + tilt, solver=le.MultiStart(le.Newton(tol=1e-10), starts),
+                    x0=torch.zeros(3, 1, dtype=torch.float64))
+    assert torch.allclose(sol.x.abs(), torch.ones(3, 1, dtype=torch.float64), atol=1e-8)
+    assert bool(sol.converged.all())
+
+
+def test_newton_cg_handles_thousands_of_variables():
+    n = 2000
+    energy = le.QuadraticEnergy(n, shift=1.0).double()
+    c = torch.randn(2, n, dtype=torch.float64)
+    sol = le.argmin(energy, c, solver=le.NewtonCG(tol=1e-8, cg_max_iter=200))
+    assert bool(sol.converged.all())
+    residual = sol.x @ energy.matrix().detach().T - energy.b.detach() - c
+    assert float(residual.norm()) < 1e-6
