@@ -19,7 +19,8 @@ class MultiStart(Solver):
         solver: The inner solver.
         starts: Either the number of starts S (the given ``x0`` plus S − 1 Gaussian
             perturbations of standard deviation ``scale``, seeded by ``seed``), or a tensor of
-            offsets added to ``x0``, shape (S, *shape) — e.g. a grid of yaw angles.
+            offsets added to ``x0``, shape (S, *shape) — e.g. a grid of yaw angles; recipes give
+            it as a list of lists of floats.
         scale: Standard deviation of the random perturbations.
         seed: Seed of the random perturbations (the same starts every call).
 
@@ -31,12 +32,18 @@ class MultiStart(Solver):
     """
 
     def __init__(
-        self, solver: Solver, starts: int | Tensor = 4, scale: float = 1.0, seed: int = 0
+        self,
+        solver: Solver,
+        starts: int | Tensor | list[list[float]] = 4,
+        scale: float = 1.0,
+        seed: int = 0,
     ) -> None:
         super().__init__(max_steps=solver.max_steps, tol=solver.tol, dtype=solver.dtype,
                          max_damping=solver.max_damping)
         if isinstance(starts, int) and starts < 1:
             raise ValueError(f"Expected `starts` >= 1, got {starts}.")
+        if isinstance(starts, list):
+            starts = torch.tensor(starts, dtype=torch.float64)
         self.solver, self.starts, self.scale, self.seed = solver, starts, scale, seed
         self.requires_least_squares = solver.requires_least_squares
 

@@ -1,0 +1,156 @@
+"""Callbacks that log how the inner solves and the energy parameters evolve."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import Callback
+from pytorch_lightning.loggers import WandbLogger
+from torch import Tensor, nn
+
+from lightning_energy.metrics.convergence import SolverConvergence
+from lightning_energy.solvers.solution import Solution
+from lightning_energy.tasks.base import metrics_key
+
+_STAGES = ("train", "val", "test")
+
+
+def _solution(outputs: Any) -> Solution | None:
+    if isinstance(outputs, dict) and isinstance(outputs.get("solution"), Solution):
+        return outputs["solution"]
+    return None
+
+
+class SolverDiagnostics(Callback):
+    """Log ``{stage}/solver/…``: converged fraction, mean/max steps, gradient norm, damping.
+
+    Epoch-level values come from a DDP-correct :class:`~lightning_energy.metrics.SolverConvergence`
+    per stage. During training, per-step values are logged too: the solver's final damping, the
+    number of masked (non-converged) samples and, from the previous step's backward pass, the
+    damping the adjoint used and how many samples needed the linear-solve fallback.
+
+    Works with any task whose steps return ``{"loss": …, "solution": Solution}``
+    (:class:`~lightning_energy.EnergyTask` does).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.metrics = nn.ModuleDict({metrics_key(s): SolverConvergence() for s in _STAGES})
+        self._last: Solution | None = None
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        """Keep the metric states on the module's device."""
+        self.metrics.to(pl_module.device)
+
+    def _update(self, pl_module: pl.LightningModule, outputs: Any, stage: str) -> None:
+        solution = _solution(outputs)
+        if solution is None:
+            return
+        self.metrics.to(pl_module.device)
+        self.metrics[metrics_key(stage)].update(solution.converged, solution.num_steps, solution.grad_norm)
+        if stage == "train":
+            size = int(solution.converged.shape[0])
+            values = {"train/solver/damping": solution.damping.float().mean(),
+                      "train/solver/masked": torch.as_tensor(
+                          solution.diagnostics.get("masked", 0), dtype=torch.float32)}
+            if self._last is not None:
+                for key, value in self._last.diagnostics.items():
+                    if key.startswith("backward/"):
+                        values[f"train/solver/{key}"] = torch.as_tensor(value).float()
+            pl_module.log_dict(values, batch_size=size, on_step=True, on_epoch=False)
+            self._last = solution
+
+    def _log_epoch(self, pl_module: pl.LightningModule, stage: str) -> None:
+        metric = self.metrics[metrics_key(stage)]
+        if int(metric.total) == 0 and not torch.distributed.is_initialized():
+            return
+        values = {f"{stage}/solver/{k}": v.float() for k, v in metric.compute().items()}
+        pl_module.log_dict(values, on_step=False, on_epoch=True)
+        metric.reset()
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,  # noqa: D102
+                           outputs: Any, batch: Any, batch_idx: int) -> None:
+        self._update(pl_module, outputs, "train")
+
+    def on_validation_batch_end(self, trainer: pl.Trainer,  # noqa: D102
+                                pl_module: pl.LightningModule, outputs: Any, batch: Any,
+                                batch_idx: int, dataloader_idx: int = 0) -> None:
+        if not trainer.sanity_checking:
+            self._update(pl_module, outputs, "val")
+
+    def on_test_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,  # noqa: D102
+                          outputs: Any, batch: Any, batch_idx: int,
+                          dataloader_idx: int = 0) -> None:
+        self._update(pl_module, outputs, "test")
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:  # noqa: D102
+        self._log_epoch(pl_module, "train")
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer,  # noqa: D102
+                                pl_module: pl.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self._log_epoch(pl_module, "val")
+
+    def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:  # noqa: D102
+        self._log_epoch(pl_module, "test")
+
+
+class EnergyParameterMonitor(Callback):
+    """Log every energy parameter over training: scalars as values, tensors as summaries.
+
+    Scalar parameters are logged as ``energy/{name}`` (exponentiated too when the name starts
+    with ``log_``, e.g. ``energy/bandwidth`` from ``log_bandwidth``). Tensor parameters are logged
+    as ``energy/{name}/mean`` and ``/std`` and, with a logger that supports it (wandb), as a
+    histogram every ``histogram_every`` steps.
+
+    Args:
+        every_n_steps: Logging period in optimizer steps.
+        histogram_every: Histogram period in optimizer steps (0 disables histograms).
+    """
+
+    def __init__(self, every_n_steps: int = 1, histogram_every: int = 50) -> None:
+        super().__init__()
+        self.every_n_steps, self.histogram_every = every_n_steps, histogram_every
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,  # noqa: D102
+                           outputs: Any, batch: Any, batch_idx: int) -> None:
+        step = trainer.global_step
+        if step % self.every_n_steps:
+            return
+        energy = getattr(pl_module, "energy", None)
+        if not isinstance(energy, nn.Module):
+            return
+        values: dict[str, Tensor] = {}
+        for name, param in energy.named_parameters():
+            values.update(parameter_summary(name, param.detach()))
+        pl_module.log_dict(values, on_step=True, on_epoch=False, batch_size=1)
+        if self.histogram_every and step % self.histogram_every == 0:
+            self._histograms(trainer, energy, step)
+
+    @staticmethod
+    def _histograms(trainer: pl.Trainer, energy: nn.Module, step: int) -> None:
+        loggers = [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
+        if not loggers or trainer.global_rank:
+            return
+        import wandb
+
+        data = {f"energy/{n}/histogram": wandb.Histogram(p.detach().float().cpu().numpy())
+                for n, p in energy.named_parameters() if p.numel() > 1}
+        for logger in loggers:
+            if data:
+                logger.experiment.log({**data, "trainer/global_step": step})
+
+
+def parameter_summary(name: str, param: Tensor) -> dict[str, Tensor]:
+    """Loggable scalars for one parameter."""
+    key = f"energy/{name}"
+    if param.numel() == 1:
+        out = {key: param.float().reshape(())}
+        leaf = name.rsplit(".", 1)[-1]
+        if leaf.startswith("log_"):
+            prefix = name[: len(name) - len(leaf)]
+            out[f"energy/{prefix}{leaf[4:]}"] = param.float().exp().reshape(())
+        return out
+    return {f"{key}/mean": param.float().mean(), f"{key}/std": param.float().std()}

@@ -1,0 +1,70 @@
+"""End-of-run comparison of the learned energy with its untrained self and with baselines."""
+
+from __future__ import annotations
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import Callback
+from pytorch_lightning.utilities import rank_zero_info
+from torch import Tensor
+
+
+class BaselineReport(Callback):
+    """Evaluate the task's ``baseline_errors`` on the validation set before and after ``fit``.
+
+    Prints (rank 0) a table with the untrained energy, the trained energy and every baseline the
+    task reports, and logs the final values as ``report/{name}``. Means are reduced over all
+    processes, so the figures cover the whole validation set under DDP.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.before: dict[str, float] = {}
+        self.after: dict[str, float] = {}
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:  # noqa: D102
+        self.before = self.evaluate(trainer, pl_module)
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:  # noqa: D102
+        self.after = self.evaluate(trainer, pl_module)
+        if not self.after:
+            return
+        rank_zero_info(self.format())
+        for logger in trainer.loggers:
+            logger.log_metrics({f"report/{k}": v for k, v in self.after.items()},
+                               step=trainer.global_step)
+
+    def format(self) -> str:
+        """The comparison as text."""
+        rows = [("energy, untrained", self.before.get("energy", float("nan"))),
+                ("energy, trained", self.after.get("energy", float("nan")))]
+        rows += [(k, v) for k, v in self.after.items() if k != "energy"]
+        width = max(len(name) for name, _ in rows)
+        lines = ["Validation error (mean per sample):"]
+        lines += [f"  {name:<{width}}  {value:.4f}" for name, value in rows]
+        return "\n".join(lines)
+
+    @torch.no_grad()
+    def evaluate(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, float]:
+        """Mean of each per-sample error over the validation set (all ranks)."""
+        datamodule = trainer.datamodule
+        if datamodule is None or not hasattr(pl_module, "baseline_errors"):
+            return {}
+        was_training = pl_module.training
+        pl_module.eval()
+        sums: dict[str, Tensor] = {}
+        count = torch.zeros((), device=pl_module.device, dtype=torch.float64)
+        for batch in datamodule.val_dataloader():
+            batch = pl_module.transfer_batch_to_device(batch, pl_module.device, 0)
+            errors = pl_module.baseline_errors(pl_module(batch), batch)
+            for name, err in errors.items():
+                sums[name] = sums.get(name, 0) + err.double().sum()
+            count += next(iter(errors.values())).numel() if errors else 0
+        pl_module.train(was_training)
+        if not sums:
+            return {}
+        total = trainer.strategy.reduce(count, reduce_op="sum")
+        return {k: float(trainer.strategy.reduce(v, reduce_op="sum") / total)
+                for k, v in sums.items()}
+
+

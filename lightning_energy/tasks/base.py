@@ -1,0 +1,166 @@
+"""``EnergyTask``: the LightningModule base for learning energies end to end."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
+from torch import Tensor, nn
+from torchmetrics import MetricCollection
+
+from lightning_energy.layer import EnergyLayer
+from lightning_energy.solvers.solution import Solution
+
+STAGES = ("train", "val", "test")
+
+
+class EnergyTask(pl.LightningModule, ABC):
+    """Backbone (optional) → energy inputs → :class:`EnergyLayer` → loss, for fit/validate/test.
+
+    Subclasses implement :meth:`energy_inputs` and :meth:`loss`; optionally
+    :meth:`initial_solution`, :meth:`build_metrics` with :meth:`metric_inputs`, and
+    :meth:`baseline_errors`. One shared step serves training, validation and testing; everything
+    is logged as ``"{stage}/{name}"``.
+
+    Args:
+        layer: The differentiable argmin; its energy's parameters are the energy parameters θ.
+        backbone: Optional network producing (part of) the energy inputs; named ``backbone`` so
+            that Lightning's ``BackboneFinetuning`` callback works as is.
+        optimizer: Optimizer factory called with two parameter groups (energy, backbone).
+        scheduler: Optional learning-rate scheduler factory.
+        energy_lr: Learning rate of the energy parameters.
+        backbone_lr: Learning rate of the backbone (default: ``energy_lr``).
+        freeze_backbone: Keep the backbone fixed (no gradients, eval mode).
+    """
+
+    def __init__(
+        self,
+        layer: EnergyLayer,
+        backbone: nn.Module | None = None,
+        optimizer: OptimizerCallable = torch.optim.Adam,
+        scheduler: LRSchedulerCallable | None = None,
+        energy_lr: float = 1e-2,
+        backbone_lr: float | None = None,
+        freeze_backbone: bool = False,
+    ) -> None:
+        super().__init__()
+        self.layer = layer
+        self.backbone = backbone
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self.energy_lr = energy_lr
+        self.backbone_lr = energy_lr if backbone_lr is None else backbone_lr
+        self.freeze_backbone = freeze_backbone
+        if freeze_backbone and backbone is not None:
+            backbone.requires_grad_(False)
+        self.metrics = nn.ModuleDict()
+        for stage in STAGES:
+            collection = self.build_metrics()
+            if collection is not None:
+                self.metrics[metrics_key(stage)] = collection.clone(prefix=f"{stage}/")
+
+    @property
+    def energy(self) -> nn.Module:
+        """The energy module (its parameters are the energy parameters θ)."""
+        return self.layer.energy
+
+    @abstractmethod
+    def energy_inputs(self, batch: Any) -> Any:
+        """The energy's ``inputs`` for a batch (may run ``self.backbone``)."""
+
+    @abstractmethod
+    def loss(self, solution: Solution, batch: Any) -> Tensor:
+        """Scalar training loss from the solution and the batch's targets."""
+
+    def initial_solution(self, batch: Any, inputs: Any) -> Tensor | None:
+        """Starting points (B, *shape); ``None`` uses ``energy.initial_solution(inputs)``."""
+        return None
+
+    def build_metrics(self) -> MetricCollection | None:
+        """Torchmetrics to track per stage (cloned for train/val/test)."""
+        return None
+
+    def metric_inputs(self, solution: Solution, batch: Any) -> tuple[Tensor, ...]:
+        """Arguments of the metrics' ``update`` (default: ``solution.x`` only)."""
+        return (solution.x,)
+
+    def baseline_errors(self, solution: Solution, batch: Any) -> dict[str, Tensor]:
+        """Per-sample errors (B,) of the learned solution and of baselines, for end-of-run reports.
+
+        The key ``"energy"`` should hold the layer's own error. Default: no report.
+        """
+        return {}
+
+    def batch_size(self, batch: Any) -> int:
+        """Number of samples in a batch (for logging weights)."""
+        if isinstance(batch, Tensor):
+            return int(batch.shape[0])
+        return int(getattr(batch, "batch_size", None) or len(batch))
+
+    def forward(self, batch: Any) -> Solution:
+        """Solve the energy for a batch."""
+        inputs = self.energy_inputs(batch)
+        return self.layer(inputs, self.initial_solution(batch, inputs))
+
+    def shared_step(self, batch: Any, stage: str) -> dict[str, Any]:
+        """Solve, compute the loss and log ``"{stage}/…"``; returns loss and solution."""
+        solution = self(batch)
+        loss = self.loss(solution, batch)
+        size = self.batch_size(batch)
+        self.log(f"{stage}/loss", loss, batch_size=size, prog_bar=True,
+                 on_step=stage == "train", on_epoch=True, sync_dist=stage != "train")
+        if metrics_key(stage) in self.metrics:
+            collection = self.metrics[metrics_key(stage)]
+            collection.update(*self.metric_inputs(solution, batch))
+            self.log_dict(collection, batch_size=size, on_step=False, on_epoch=True)
+        return {"loss": loss, "solution": detach_solution(solution)}
+
+    def training_step(self, batch: Any, batch_idx: int) -> dict[str, Any]:  # noqa: D102
+        return self.shared_step(batch, "train")
+
+    def validation_step(self, batch: Any, batch_idx: int) -> dict[str, Any]:  # noqa: D102
+        return self.shared_step(batch, "val")
+
+    def test_step(self, batch: Any, batch_idx: int) -> dict[str, Any]:  # noqa: D102
+        return self.shared_step(batch, "test")
+
+    def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Solution:
+        """The (detached) solutions of a batch."""
+        return detach_solution(self(batch))
+
+    def on_train_epoch_start(self) -> None:  # noqa: D102
+        if self.freeze_backbone and self.backbone is not None:
+            self.backbone.eval()
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """Energy parameters and trainable backbone parameters with their learning rates."""
+        groups = [{"params": [p for p in self.layer.parameters() if p.requires_grad],
+                   "lr": self.energy_lr, "name": "energy"}]
+        if self.backbone is not None and not self.freeze_backbone:
+            params = [p for p in self.backbone.parameters() if p.requires_grad]
+            if params:
+                groups.append({"params": params, "lr": self.backbone_lr, "name": "backbone"})
+        return [g for g in groups if g["params"]]
+
+    def configure_optimizers(self) -> Any:  # noqa: D102
+        optimizer = self.optimizer_factory(self.parameter_groups())
+        if self.scheduler_factory is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": self.scheduler_factory(optimizer)}
+
+
+def metrics_key(stage: str) -> str:
+    """ModuleDict key of a stage's metrics ("train" would shadow ``nn.Module.train``)."""
+    return f"{stage}_metrics"
+
+
+def detach_solution(solution: Solution) -> Solution:
+    """A copy of ``solution`` with ``x`` detached (safe to keep after the step)."""
+    return Solution(
+        x=solution.x.detach(), value=solution.value, status=solution.status,
+        converged=solution.converged, num_steps=solution.num_steps,
+        grad_norm=solution.grad_norm, damping=solution.damping,
+        diagnostics=solution.diagnostics,
+    )
