@@ -49,8 +49,21 @@ class EnergyCLI(LightningCLI):
     def instantiate_classes(self) -> None:  # noqa: D102
         try:
             super().instantiate_classes()
-        except IncompatibleSolverError as err:
-            raise SystemExit(f"error: model.init_args.layer: {err}") from err
+        except (IncompatibleSolverError, ValueError) as err:
+            cause = _find_cause(err, IncompatibleSolverError)
+            if cause is None:
+                raise
+            raise SystemExit(f"error: model.init_args.layer: {cause}") from err
+
+
+def _find_cause(err: BaseException, kind: type[BaseException]) -> BaseException | None:
+    """The first exception of type ``kind`` in ``err``'s chain (jsonargparse wraps them)."""
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, kind):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def trainer_defaults() -> dict[str, Any]:

@@ -90,10 +90,14 @@ class ImplicitAdjoint(Adjoint):
         frozen = Problem(energy, inputs, shape, solver.dtype, detach=True)
         solution = solver.solve(frozen, x0)
         flat = solution.x.reshape(x0.shape[0], -1)
+        if solution.curvature_kind != self.hessian:
+            solution.curvature = None  # not the Hessian this adjoint uses: free it
         if self.newton_step:
             with torch.no_grad():
-                step, _ = self.damped_solve(frozen, flat, -frozen.gradient(flat))
+                step, _ = self.damped_solve(frozen, flat, -frozen.gradient(flat),
+                                            solution.curvature)
             flat = flat + step
+            solution.curvature = None  # H was taken at x*, not at the returned point
         live = differentiable_leaves(energy, inputs)
         if torch.is_grad_enabled() and live:
             keep = solution.converged if mask_nonconverged else torch.ones_like(solution.converged)
@@ -102,11 +106,21 @@ class ImplicitAdjoint(Adjoint):
         solution.x = flat.reshape(solution.x.shape)
         return solution
 
-    def damped_solve(self, problem: Problem, x: Tensor, rhs: Tensor) -> tuple[Tensor, dict]:
-        """Solve (H + λI) v = rhs at ``x`` (B, n) for the configured Hessian and damping."""
+    def damped_solve(
+        self, problem: Problem, x: Tensor, rhs: Tensor, hessian: Tensor | None = None
+    ) -> tuple[Tensor, dict]:
+        """Solve (H + λI) v = rhs at ``x`` (B, n) for the configured Hessian and damping.
+
+        ``hessian`` (B, n, n), when given, is H at ``x`` (the solver's own final curvature).
+        """
         if self.hessian == "cg":
             return self._cg_solve(problem, x, rhs)
-        hess = problem.hessian(x) if self.hessian == "exact" else problem.gauss_newton(x)[2]
+        if hessian is not None:
+            hess = hessian
+        elif self.hessian == "exact":
+            hess = problem.hessian(x)
+        else:
+            hess = problem.gauss_newton(x)[2]
         lam = self._auto_dense(hess) if self.damping == "auto" else float(self.damping)
         v, info = damped_cholesky_solve(hess, rhs, lam)
         stats = {"damping": info.damping.mean(), "fallbacks": info.retried.sum(),
@@ -185,7 +199,7 @@ class _ImplicitArgmin(torch.autograd.Function):
         rhs = torch.where(c.keep[:, None], grad_x.to(x.dtype), 0)
         frozen = Problem(c.energy, c.inputs, c.shape, c.dtype, detach=True)
         with torch.no_grad():
-            v, stats = c.adjoint.damped_solve(frozen, x, rhs)
+            v, stats = c.adjoint.damped_solve(frozen, x, rhs, c.solution.curvature)
         with torch.enable_grad():
             live_problem = Problem(c.energy, c.inputs, c.shape, c.dtype, detach=False)
             _, directional = jvp(lambda z: live_problem.value(z).sum(), (x,), (-v,))

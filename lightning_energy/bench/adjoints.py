@@ -1,22 +1,25 @@
 """``lightning-energy bench adjoints``: forward/backward time and memory of each adjoint.
 
 The problem is :class:`~lightning_energy.bench.problems.PoseLikeEnergy` (n = 30 variables,
-m = 161 residuals, pseudo-Huber kernel, ≈1,500 energy parameters), solved by Levenberg–Marquardt
-for exactly ``--steps`` steps. Rows: ``ImplicitAdjoint(1e-2)`` with each Hessian mode,
-``UnrolledAdjoint``, and a per-sample reference that loops over samples in Python and builds each
+m = 161 residuals, pseudo-Huber kernel, ≈1,500 energy parameters), solved for exactly
+``--steps`` steps (see :func:`adjoint_rows` for the solver of each row). Rows:
+``ImplicitAdjoint(1e-2)`` with each Hessian mode, ``UnrolledAdjoint``, and a per-sample
+reference that loops over samples in Python and builds each
 Hessian row by row with autograd (how the method was first implemented), on a slice of the batch.
 
 ``peak_memory_mb``: on CUDA, ``torch.cuda.max_memory_allocated`` during forward+backward above
-what was allocated before; on CPU (no allocator statistics), the distinct storage bytes that
-autograd holds for the backward pass after the forward — the part that depends on the adjoint.
+what was allocated before; on CPU (no allocator statistics), the distinct storage bytes that the
+autograd graph holds for the backward pass after the forward — the part that depends on the
+adjoint (inputs and parameters excluded).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
+import time
 import warnings
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -27,11 +30,13 @@ from lightning_energy.adjoints.implicit import ImplicitAdjoint
 from lightning_energy.adjoints.unrolled import UnrolledAdjoint
 from lightning_energy.bench.problems import PoseLikeEnergy
 from lightning_energy.bench.reference import per_sample_reference
-from lightning_energy.bench.timing import median_ms, saved_tensor_bytes, synchronize
+from lightning_energy.bench.timing import graph_saved_bytes, synchronize
 from lightning_energy.layer import EnergyLayer
+from lightning_energy.solvers.base import Solver
 from lightning_energy.solvers.gauss_newton import LevenbergMarquardt
+from lightning_energy.solvers.newton import Newton
 
-FIELDS = ("adjoint", "hessian", "batch_size", "steps", "dtype", "device",
+FIELDS = ("adjoint", "hessian", "solver", "batch_size", "steps", "dtype", "device",
           "forward_ms", "backward_ms", "peak_memory_mb")
 
 
@@ -51,36 +56,51 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 
 def _measure(layer: EnergyLayer, inputs: Tensor, device: torch.device,
              repeats: int) -> tuple[float, float, float]:
-    def forward() -> Tensor:
-        return layer(inputs).x.pow(2).sum()
+    """Median forward and backward milliseconds (each timed on its own) and memory in MB."""
+    forward_times, backward_times = [], []
+    for i in range(repeats + 1):  # the first round is a warm-up
+        synchronize(device)
+        start = time.perf_counter()
+        loss = layer(inputs).x.pow(2).sum()
+        synchronize(device)
+        middle = time.perf_counter()
+        loss.backward()
+        synchronize(device)
+        if i:
+            forward_times.append((middle - start) * 1e3)
+            backward_times.append((time.perf_counter() - middle) * 1e3)
+    return (statistics.median(forward_times), statistics.median(backward_times),
+            _memory_mb(layer, inputs, device))
 
-    def forward_backward() -> None:
-        forward().backward()
 
-    fwd = median_ms(forward, device, repeats)
-    total = median_ms(forward_backward, device, repeats)
+def _memory_mb(layer: EnergyLayer, inputs: Tensor, device: torch.device) -> float:
     if device.type == "cuda":
         synchronize(device)
         base = torch.cuda.memory_allocated(device)
         torch.cuda.reset_peak_memory_stats(device)
-        forward_backward()
-        memory = (torch.cuda.max_memory_allocated(device) - base) / 2**20
-    else:
-        with saved_tensor_bytes() as saved:
-            loss = forward()
-        loss.backward()
-        memory = saved[0] / 2**20
-    return fwd, max(total - fwd, 0.0), memory
+        layer(inputs).x.pow(2).sum().backward()
+        return (torch.cuda.max_memory_allocated(device) - base) / 2**20
+    loss = layer(inputs).x.pow(2).sum()
+    memory = graph_saved_bytes(loss) / 2**20
+    loss.backward()
+    return memory
 
 
-def adjoint_rows(args: argparse.Namespace) -> list[tuple[str, str, Adjoint]]:
-    """The adjoints compared, as (name, hessian, adjoint)."""
-    rows: list[tuple[str, str, Adjoint]] = [
-        ("ImplicitAdjoint", h, ImplicitAdjoint(1e-2, hessian=h))
-        for h in ("gauss_newton", "exact", "cg")
+def adjoint_rows(steps: int) -> list[tuple[str, str, Adjoint, Solver]]:
+    """The (adjoint, hessian, adjoint object, forward solver) rows compared.
+
+    Every solver runs exactly ``steps`` steps (tol = 0). Where the solver's own curvature is the
+    adjoint's Hessian (LM ↔ Gauss–Newton, Newton ↔ exact) the backward pass reuses it; the
+    ``exact`` row with the LM solver shows the cost when the Hessian must be recomputed.
+    """
+    lm, newton = LevenbergMarquardt(steps, tol=0.0), Newton(steps, tol=0.0)
+    return [
+        ("ImplicitAdjoint", "gauss_newton", ImplicitAdjoint(1e-2, hessian="gauss_newton"), lm),
+        ("ImplicitAdjoint", "exact", ImplicitAdjoint(1e-2, hessian="exact"), newton),
+        ("ImplicitAdjoint", "exact", ImplicitAdjoint(1e-2, hessian="exact"), lm),
+        ("ImplicitAdjoint", "cg", ImplicitAdjoint(1e-2, hessian="cg"), lm),
+        ("UnrolledAdjoint", "-", UnrolledAdjoint(), lm),
     ]
-    rows.append(("UnrolledAdjoint", "-", UnrolledAdjoint()))
-    return rows
 
 
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -88,34 +108,35 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
     energy = PoseLikeEnergy().to(device=device, dtype=dtype)
     inputs = energy.sample_inputs(args.batch_size).to(device)
-    solver = LevenbergMarquardt(max_steps=args.steps, tol=0.0)  # exactly `steps` steps
     common = {"steps": args.steps, "dtype": args.dtype, "device": str(device)}
     records = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # tol=0: every solve "did not converge"
-        for name, hessian, adjoint in adjoint_rows(args):
+        for name, hessian, adjoint, solver in adjoint_rows(args.steps):
             layer = EnergyLayer(energy, solver, adjoint, nonconverged="warn")
             fwd, bwd, mem = _measure(layer, inputs, device, args.repeats)
-            records.append({"adjoint": name, "hessian": hessian, "batch_size": args.batch_size,
-                            **common, "forward_ms": fwd, "backward_ms": bwd,
-                            "peak_memory_mb": mem})
+            records.append({"adjoint": name, "hessian": hessian, "solver": type(solver).__name__,
+                            "batch_size": args.batch_size, **common, "forward_ms": fwd,
+                            "backward_ms": bwd, "peak_memory_mb": mem})
     if args.reference_batch > 0:
         ref = per_sample_reference(energy, inputs[: args.reference_batch], args.steps,
                                    damping=1e-2, repeats=max(1, min(args.repeats, 3)))
         records.append({"adjoint": "per-sample reference", "hessian": "exact (row by row)",
-                        "batch_size": args.reference_batch, **common, **ref})
+                        "solver": "damped Newton", "batch_size": args.reference_batch,
+                        **common, **ref})
     return records
 
 
 def format_table(records: list[dict[str, Any]]) -> str:
     """A plain-text table with per-sample times and backward/forward ratios."""
-    head = (f"{'adjoint':<22}{'hessian':<20}{'B':>6}{'steps':>6}{'fwd ms':>11}{'bwd ms':>11}"
+    head = (f"{'adjoint':<22}{'hessian':<20}{'solver':<20}{'B':>6}{'steps':>6}"
+            f"{'fwd ms':>11}{'bwd ms':>11}"
             f"{'bwd/fwd':>9}{'fwd+bwd ms/sample':>19}{'memory MB':>11}")
     lines = [head, "-" * len(head)]
     for r in records:
         per_sample = (r["forward_ms"] + r["backward_ms"]) / r["batch_size"]
         lines.append(
-            f"{r['adjoint']:<22}{r['hessian']:<20}{r['batch_size']:>6}{r['steps']:>6}"
+            f"{r['adjoint']:<22}{r['hessian']:<20}{r['solver']:<20}{r['batch_size']:>6}{r['steps']:>6}"
             f"{r['forward_ms']:>11.1f}{r['backward_ms']:>11.1f}"
             f"{r['backward_ms'] / r['forward_ms']:>9.3f}{per_sample:>19.3f}"
             f"{r['peak_memory_mb']:>11.2f}"
@@ -123,8 +144,7 @@ def format_table(records: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None, parser: Callable[[], argparse.ArgumentParser] | None = None
-         ) -> list[dict[str, Any]]:
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     """Entry point: parse, run, print."""
     args = build_parser().parse_args(argv)
     records = run(args)

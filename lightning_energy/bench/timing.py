@@ -5,7 +5,6 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -32,25 +31,43 @@ def median_ms(fn: Callable[[], Any], device: torch.device, repeats: int, warmup:
     return statistics.median(times)
 
 
-@contextmanager
-def saved_tensor_bytes() -> Any:
-    """Count the distinct storage bytes autograd saves for backward inside the block.
+def graph_saved_bytes(output: Tensor) -> int:
+    """Distinct storage bytes the autograd graph behind ``output`` keeps for backward.
 
-    Yields a one-element list holding the running total. This is the memory a graph keeps alive
-    until backward, the part that grows with unrolled solver steps.
+    Walks the graph from ``output.grad_fn`` and counts every saved tensor (``_saved_*``
+    attributes of built-in nodes, ``saved_tensors`` of custom functions) once. This is the memory a
+    graph keeps alive until backward, the part that grows with unrolled solver steps.
     """
-    total = [0]
-    seen: set[int] = set()
+    seen_nodes: set[int] = set()
+    seen_storage: set[int] = set()
+    total = 0
+    stack = [output.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or id(node) in seen_nodes:
+            continue
+        seen_nodes.add(id(node))
+        for tensor in _saved(node):
+            try:
+                key, size = tensor.untyped_storage().data_ptr(), tensor.untyped_storage().nbytes()
+            except RuntimeError:  # functorch-wrapped: count its elements
+                key, size = id(tensor), tensor.numel() * tensor.element_size()
+            if key not in seen_storage:
+                seen_storage.add(key)
+                total += size
+        stack.extend(fn for fn, _ in node.next_functions)
+    return total
 
-    def pack(t: Tensor) -> Tensor:
+
+def _saved(node: Any) -> list[Tensor]:
+    tensors = []
+    for name in dir(node):
+        if not (name.startswith("_saved_") or name == "saved_tensors"):
+            continue
         try:
-            key, size = t.untyped_storage().data_ptr(), t.untyped_storage().nbytes()
-        except RuntimeError:  # functorch-wrapped tensors have no accessible storage
-            key, size = id(t), t.numel() * t.element_size()
-        if key not in seen:
-            seen.add(key)
-            total[0] += size
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        yield total
+            value = getattr(node, name)
+        except RuntimeError:  # freed or not accessible
+            continue
+        values = value if isinstance(value, tuple | list) else (value,)
+        tensors.extend(v for v in values if isinstance(v, Tensor))
+    return tensors

@@ -83,6 +83,8 @@ class Solver(ABC):
 
     requires_least_squares: ClassVar[bool] = False
     """Whether the solver needs a :class:`~lightning_energy.LeastSquaresEnergy`."""
+    curvature_kind: ClassVar[str | None] = None
+    """Kind of dense curvature the solver keeps in its state (``"exact"``, ``"gauss_newton"``)."""
 
     def __init__(
         self,
@@ -164,4 +166,6 @@ class Solver(ABC):
             num_steps=state.num_steps,
             grad_norm=state.grad_norm,
             damping=state.damping,
+            curvature=state.curvature,
+            curvature_kind=self.curvature_kind if state.curvature is not None else None,
         )

@@ -18,6 +18,7 @@ class LevenbergMarquardt(DenseTrustRegion):
     """
 
     requires_least_squares = True
+    curvature_kind = "gauss_newton"
 
     def evaluate(self, problem: Problem, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:  # noqa: D102
         return problem.gauss_newton(x)

@@ -46,6 +46,7 @@ class MultiStart(Solver):
             starts = torch.tensor(starts, dtype=torch.float64)
         self.solver, self.starts, self.scale, self.seed = solver, starts, scale, seed
         self.requires_least_squares = solver.requires_least_squares
+        self.curvature_kind = solver.curvature_kind
 
     @property
     def num_starts(self) -> int:

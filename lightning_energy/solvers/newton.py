@@ -25,5 +25,7 @@ class Newton(DenseTrustRegion):
         True
     """
 
+    curvature_kind = "exact"
+
     def evaluate(self, problem: Problem, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:  # noqa: D102
         return problem.value_grad_hessian(x)

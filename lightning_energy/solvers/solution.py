@@ -40,6 +40,10 @@ class Solution:
         diagnostics: Extra scalars filled in by the layer and the adjoint (masked-sample count,
             backward damping, linear-solve fallbacks). The adjoint writes into it during the
             backward pass, so read it after ``loss.backward()``.
+        curvature: The solver's last curvature matrices at ``x`` (B, n, n), kept so that an
+            implicit adjoint using the same kind of Hessian need not recompute it; ``None`` for
+            matrix-free solvers.
+        curvature_kind: ``"exact"`` or ``"gauss_newton"`` for ``curvature``, else ``None``.
     """
 
     x: Tensor
@@ -50,6 +54,8 @@ class Solution:
     grad_norm: Tensor
     damping: Tensor
     diagnostics: dict[str, Any] = field(default_factory=dict)
+    curvature: Tensor | None = field(default=None, repr=False)
+    curvature_kind: str | None = None
 
     @property
     def num_nonconverged(self) -> int:

@@ -163,4 +163,4 @@ def detach_solution(solution: Solution) -> Solution:
         converged=solution.converged, num_steps=solution.num_steps,
         grad_norm=solution.grad_norm, damping=solution.damping,
         diagnostics=solution.diagnostics,
-    )
+    )  # the curvature is left out: only the adjoint needs it

@@ -1,0 +1,125 @@
+"""Tracker-fusion baselines and per-sequence OTB scores, for the cross-validation harness.
+
+Every baseline maps one sequence (:class:`~lightning_energy.data.otb.TrackerResults`) to fused
+pixel boxes ``(x, y, w, h)`` of shape (T, 4); :func:`score_sequences` applies the OTB protocol
+(success AUC over IoU thresholds 0:0.05:1, precision at 20 px, mean IoU; invalid ground truth
+excluded, first frame included; a missing box scores IoU 0, as ``trackers.csv`` does).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from lightning_energy.data.otb import TrackerResults, TrackingSequences
+from lightning_energy.data.tracking_batch import TrackingSample, collate_tracking
+from lightning_energy.energies.tracking import consensus_boxes
+from lightning_energy.metrics.functional import mean_iou, precision_at_pixels, success_auc
+
+Fuser = Callable[[TrackerResults], Tensor]
+"""A baseline: one sequence → fused boxes (T, 4)."""
+
+METRICS = ("success_auc", "precision_20px", "mean_iou")
+
+
+def _gt(item: TrackerResults) -> Tensor:
+    gt = torch.from_numpy(np.nan_to_num(item.gt, nan=0.0))
+    return gt.to(torch.float64)
+
+
+def sequence_scores(pred: Tensor, item: TrackerResults) -> dict[str, float]:
+    """OTB scores of one sequence's boxes ``pred`` (T, 4) (NaN rows score IoU 0)."""
+    pred, gt = pred.to(torch.float64), _gt(item)
+    return {"success_auc": float(success_auc(pred, gt)),
+            "precision_20px": float(precision_at_pixels(pred, gt)),
+            "mean_iou": float(mean_iou(pred, gt))}
+
+
+def score_sequences(fuser: Fuser, data: TrackingSequences) -> dict[str, float]:
+    """Sequence-averaged OTB scores of a baseline over every sequence of ``data``."""
+    rows = [sequence_scores(fuser(item), item) for item in data]
+    return {name: float(np.mean([r[name] for r in rows])) for name in METRICS}
+
+
+def tracker_aucs(data: TrackingSequences) -> np.ndarray:
+    """Sequence-averaged success AUC of each single tracker (K,), missing boxes scoring 0."""
+    return np.array([score_sequences(single_tracker(k), data)["success_auc"]
+                     for k in range(data.num_trackers)])
+
+
+def single_tracker(k: int) -> Fuser:
+    """The boxes of tracker ``k`` as reported (NaN where it reported nothing)."""
+    return lambda item: torch.from_numpy(item.boxes[:, k].copy())
+
+
+def _as_batch(item: TrackerResults, trackers: Sequence[int] | None = None) -> tuple[Tensor, Tensor]:
+    sample = TrackingSample.from_arrays(item.boxes, item.gt, item.sequence)
+    boxes, valid = sample.boxes.double(), sample.valid
+    if trackers is not None:
+        boxes, valid = boxes[:, list(trackers)], valid[:, list(trackers)]
+    return boxes[None], valid[None]
+
+
+def _forward_fill(boxes: Tensor, ok: Tensor) -> Tensor:
+    """Rows (T, 4) where ``ok`` is False take the previous good row (the first, at the start)."""
+    t = torch.arange(boxes.shape[0])
+    last = torch.where(ok, t, -1).cummax(0).values
+    first = int(torch.where(ok, t, boxes.shape[0] - 1).min())
+    return boxes[torch.where(last < 0, first, last)]
+
+
+def coordinatewise(how: str, trackers: Sequence[int] | None = None) -> Fuser:
+    """Coordinate-wise ``"median"`` or ``"mean"`` of ``x, y, w, h`` over the valid trackers.
+
+    Args:
+        how: ``"median"`` or ``"mean"``.
+        trackers: Indices of the trackers to combine (default all).
+    """
+    if how not in ("median", "mean"):
+        raise ValueError(f"Expected `how` to be 'median' or 'mean', got {how!r}.")
+
+    def fuse(item: TrackerResults) -> Tensor:
+        boxes, valid = _as_batch(item, trackers)
+        masked = torch.where(valid[..., None], boxes, torch.nan)[0]
+        out = masked.nanmedian(1).values if how == "median" else masked.nanmean(1)
+        ok = valid[0].any(-1)
+        return _forward_fill(torch.nan_to_num(out), ok) if bool(ok.any()) else out
+
+    return fuse
+
+
+def robust_consensus(trackers: Sequence[int] | None = None) -> Fuser:
+    """Median of centre and log-size (the energy's starting point and reference)."""
+
+    def fuse(item: TrackerResults) -> Tensor:
+        boxes, valid = _as_batch(item, trackers)
+        return consensus_boxes(boxes, valid)[0]
+
+    return fuse
+
+
+def oracle(item: TrackerResults) -> Tensor:
+    """Per frame, the box of the tracker with the highest IoU with the ground truth (hindsight)."""
+    boxes, valid = _as_batch(item)
+    gt = _gt(item)
+    p, g = boxes[0], gt[:, None]
+    inter_wh = (torch.minimum(p[..., :2] + p[..., 2:], g[..., :2] + g[..., 2:])
+                - torch.maximum(p[..., :2], g[..., :2])).clamp_min(0)
+    inter = inter_wh.prod(-1)
+    union = p[..., 2:].prod(-1) + g[..., 2:].prod(-1) - inter
+    iou = torch.where(valid[0] & (union > 0), inter / union.clamp_min(1e-12), -1.0)
+    best = iou.argmax(-1)
+    return p[torch.arange(p.shape[0]), best]
+
+
+def top_k(aucs: np.ndarray, k: int) -> list[int]:
+    """Indices of the ``k`` trackers with the highest AUC, best first."""
+    return [int(i) for i in np.argsort(-aucs, kind="stable")[:k]]
+
+
+def batch_of(item: TrackerResults) -> object:
+    """A whole sequence as a one-sample :class:`~lightning_energy.data.TrackingBatch`."""
+    return collate_tracking([TrackingSample.from_arrays(item.boxes, item.gt, item.sequence)])

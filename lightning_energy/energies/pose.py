@@ -1,0 +1,308 @@
+"""The multi-view PPCA pose energy (Tome et al.; learned end to end as in Toso et al. 2019).
+
+Per frame and mixture component m the solution is x = (z (L), yaw, t (3), log s), n = L + 5:
+
+* z: basis coefficients in units of their prior standard deviation (a_l = z_l · std_l, so the
+  Gaussian prior is simply ‖z‖²; this is the same energy as λ Σ a_l² σ_l², better conditioned);
+* yaw: rotation about the world's vertical (z) axis, radians;
+* t: translation of the pose centroid, metres, world frame;
+* log s: log of a per-frame scale of the pose.
+
+The pose is P(x) = s·e^{s₀}·R(yaw)(μ_m + Σ_l z_l std_ml e_ml) + t (metres), and the energy
+
+    E(x) = Σ_c Σ_j ρ_δ(‖ω_cj v_cj (π_c(P_j) − u_cj) / p‖²) + λ‖z‖² + λ_s (log s)²
+
+(each term halved, as in :class:`~lightning_energy.LeastSquaresEnergy`), with π_c the calibrated
+camera (pinhole on undistorted detections, or weak perspective; see
+:class:`PoseEnergyInputs`), u the detections, v the
+visibility, p = ``pixel_scale`` (10 px: residuals in units of a typical detection error) and ρ_δ
+the pseudo-Huber kernel applied to each joint's 2D residual norm. The prior terms are not
+robustified.
+
+Units: μ and t in metres, camera maths in millimetres and pixels as in Human3.6M.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from lightning_energy.data.pose_batch import PoseBatch
+from lightning_energy.data.pose_synthetic import tiny_pose_model
+from lightning_energy.data.ppca import PPCAModel, load_ppca
+from lightning_energy.energies.base import LeastSquaresEnergy
+from lightning_energy.energies.cameras import pixels_to_normalised
+from lightning_energy.energies.robust import PseudoHuber
+from lightning_energy.energies.triangulation import triangulate_dlt
+from lightning_energy.errors import expect_shape
+
+#: Names of the learnable parameter groups (``learn`` argument).
+PARAMETER_GROUPS = ("mean", "bases", "sigma", "weights", "prior", "kernel", "cameras", "scale")
+_PROJECTIONS = ("perspective", "weak_perspective")
+
+
+@dataclass
+class PoseEnergyInputs:
+    """Per-problem data of :class:`MultiViewPoseEnergy` (one problem = one frame × component).
+
+    The detections are undistorted once, outside the solve
+    (:func:`~lightning_energy.energies.cameras.pixels_to_normalised`), so the energy projects
+    with a pinhole model and measures residuals in normalised coordinates times the focal length
+    (≈ pixels; this drops the distortion's Jacobian, a factor 1 ± 0.05 inside the image).
+
+    Attributes:
+        joints2d: (B, C, J, 2) undistorted normalised detections (X/Z, Y/Z) (0 where not
+            visible; must be finite).
+        visible: (B, C, J) bool visibility.
+        R: (B, C, 3, 3) world→camera rotations.
+        T: (B, C, 3) camera centres, mm.
+        f: (B, C, 2) focal lengths, px.
+        component: (B, M) bool one-hot mixture component of each problem.
+    """
+
+    joints2d: Tensor
+    visible: Tensor
+    R: Tensor
+    T: Tensor
+    f: Tensor
+    component: Tensor
+
+
+def axis_angle_to_matrix(omega: Tensor) -> Tensor:
+    """(…, 3, 3) rotations from axis-angle vectors ``omega`` (…, 3) (Rodrigues, smooth at 0)."""
+    theta2 = (omega * omega).sum(-1, keepdim=True).unsqueeze(-1)
+    theta = torch.sqrt(theta2 + 1e-24)
+    zero = torch.zeros_like(omega[..., 0])
+    wx, wy, wz = omega[..., 0], omega[..., 1], omega[..., 2]
+    skew = torch.stack((torch.stack((zero, -wz, wy), -1), torch.stack((wz, zero, -wx), -1),
+                        torch.stack((-wy, wx, zero), -1)), -2)  # fmt: skip
+    a = torch.where(theta2 < 1e-12, 1 - theta2 / 6, torch.sin(theta) / theta)
+    b = torch.where(theta2 < 1e-12, 0.5 - theta2 / 24, (1 - torch.cos(theta)) / (theta2 + 1e-30))
+    eye = torch.eye(3, dtype=omega.dtype, device=omega.device)
+    return eye + a * skew + b * (skew @ skew)
+
+
+def _to_camera(points: Tensor, R: Tensor, T: Tensor) -> Tensor:
+    """(B, C, J, 3) camera coordinates R_c (P_j − T_c) of points (B, J, 3) shared by the views.
+
+    Written as broadcast products and sums: on CPU this beats C·B tiny 3×3 matrix products.
+    """
+    diff = points.unsqueeze(1) - T.unsqueeze(2)  # (B, C, J, 3)
+    dx, dy, dz = diff[..., 0], diff[..., 1], diff[..., 2]
+    rows = [R[..., i, 0:1] * dx + R[..., i, 1:2] * dy + R[..., i, 2:3] * dz for i in range(3)]
+    return torch.stack(rows, dim=-1)
+
+
+def _rotate_yaw(points: Tensor, yaw: Tensor) -> Tensor:
+    """Rotate (B, J, 3) points by ``yaw`` (B,) about z: P ↦ R(yaw) P."""
+    cos, sin = torch.cos(yaw)[:, None], torch.sin(yaw)[:, None]
+    x, y = points[..., 0], points[..., 1]
+    return torch.stack((cos * x - sin * y, sin * x + cos * y, points[..., 2]), dim=-1)
+
+
+class MultiViewPoseEnergy(LeastSquaresEnergy):
+    """Robust multi-view reprojection energy of a PPCA mixture pose (see the module docstring).
+
+    The PPCA model comes from ``ppca_root`` (the authors' ``model_parameters.h5``) or, with
+    ``ppca_root=None``, from :func:`~lightning_energy.data.pose_synthetic.tiny_pose_model`;
+    :meth:`set_model` replaces it (re-fitted or the authors' trained model).
+
+    Args:
+        ppca_root: Folder of ``model_parameters.h5``, or None for the tiny synthetic model.
+        num_components: Mixture components M (3, 6 or 10 from the file; any for the tiny model).
+        num_bases: Bases L to keep (default: all of the model's).
+        num_views: Cameras C (per-camera parameters have this size).
+        prior_weight: λ of the coefficient prior.
+        kernel_scale: δ of the pseudo-Huber kernel, in units of ``pixel_scale``.
+        scale_prior_weight: λ_s of the log-scale prior.
+        pixel_scale: Reprojection residuals are divided by this many pixels.
+        projection: ``"perspective"`` (calibrated pinhole) or ``"weak_perspective"`` (depth of
+            each view fixed at the pose centroid's).
+        learn: Learnable parameter groups, a subset of :data:`PARAMETER_GROUPS`.
+
+    Example:
+        >>> energy = MultiViewPoseEnergy(None, num_components=1)
+        >>> energy.solution_shape
+        (11,)
+    """
+
+    def __init__(
+        self,
+        ppca_root: str | None = None,
+        num_components: int = 3,
+        num_bases: int | None = None,
+        num_views: int = 4,
+        prior_weight: float = 1.0,
+        kernel_scale: float = 2.0,
+        scale_prior_weight: float = 10.0,
+        pixel_scale: float = 10.0,
+        projection: str = "perspective",
+        learn: Sequence[str] = PARAMETER_GROUPS,
+    ) -> None:
+        unknown = set(learn) - set(PARAMETER_GROUPS)
+        if unknown:
+            raise ValueError(
+                f"Expected `learn` ⊆ {PARAMETER_GROUPS}, got unknown {sorted(unknown)}."
+            )
+        if projection not in _PROJECTIONS:
+            raise ValueError(f"Expected `projection` in {_PROJECTIONS}, got {projection!r}.")
+        if not (prior_weight >= 0 and scale_prior_weight > 0 and pixel_scale > 0):
+            raise ValueError("Expected `prior_weight` >= 0, `scale_prior_weight` > 0 and "
+                             f"`pixel_scale` > 0, got {prior_weight}, {scale_prior_weight}, "
+                             f"{pixel_scale}.")
+        super().__init__(PseudoHuber(kernel_scale, learnable="kernel" in learn))
+        model = (tiny_pose_model(num_bases or 6, num_components) if ppca_root is None
+                 else load_ppca(ppca_root, num_components))  # fmt: skip
+        bases = model.num_bases if num_bases is None else num_bases
+        self.learn = tuple(learn)
+        self.projection, self.pixel_scale, self.num_views = projection, pixel_scale, num_views
+        self.num_components, self.num_bases, self.num_joints = (
+            model.num_components, bases, model.num_joints)
+        self.solution_shape = (bases + 5,)
+        j = model.num_joints
+        self._add("mean", torch.zeros(model.num_components, j, 3), "mean")
+        self._add("bases", torch.zeros(model.num_components, bases, j, 3), "bases")
+        self._add("log_std", torch.zeros(model.num_components, bases), "sigma")
+        self._add("log_weights", torch.zeros(num_views, j), "weights")
+        self._add("log_prior", torch.tensor(math.log(max(prior_weight, 1e-30))), "prior")
+        self._add("camera_rotation", torch.zeros(num_views, 3), "cameras")
+        self._add("log_scale_offset", torch.zeros(()), "scale")
+        self._add("log_scale_prior", torch.tensor(math.log(scale_prior_weight)), "scale")
+        self.use_prior = prior_weight > 0
+        self.set_model(model)
+
+    def _add(self, name: str, value: Tensor, group: str) -> None:
+        if group in self.learn:
+            self.register_parameter(name, nn.Parameter(value))
+        else:
+            self.register_buffer(name, value)
+
+    @torch.no_grad()
+    def set_model(self, model: PPCAModel) -> None:
+        """Copy a PPCA model (mm, ``sigma`` in mm⁻¹) into μ, e and the coefficient std."""
+        expect_shape("model.mean", model.mean, (self.num_components, self.num_joints, 3))
+        model = model.to(dtype=self.mean.dtype)
+        self.mean.copy_(model.mean / 1000.0)
+        self.bases.copy_(model.bases[:, : self.num_bases])
+        self.log_std.copy_(torch.log(1.0 / (1000.0 * model.sigma[:, : self.num_bases])))
+
+    def canonical(self, z: Tensor, component: Tensor) -> Tensor:
+        """(B, J, 3) canonical poses, metres, from coefficients z (B, L), component (B, M).
+
+        All components are reconstructed with one (B, L) × (L, M·J·3) product and the wanted
+        one is selected (cheaper on CPU than gathering per-problem bases).
+        """
+        onehot = component.to(z.dtype)
+        m, nb, j = self.num_components, self.num_bases, self.num_joints
+        scaled = self.bases.to(z.dtype) * self.log_std.to(z.dtype).exp()[..., None, None]
+        every = (z @ scaled.transpose(0, 1).reshape(nb, m * j * 3)).reshape(-1, m, j * 3)
+        every = every + self.mean.to(z.dtype).reshape(m, j * 3)
+        return (onehot.unsqueeze(-1) * every).sum(1).reshape(-1, j, 3)
+
+    def pose(self, x: Tensor, component: Tensor) -> Tensor:
+        """World poses (B, J, 3), metres, of solutions ``x`` (B, L + 5)."""
+        nb = self.num_bases
+        z, yaw, t, log_s = x[:, :nb], x[:, nb], x[:, nb + 1 : nb + 4], x[:, nb + 4]
+        scale = torch.exp(log_s + self.log_scale_offset.to(x.dtype))
+        return scale[:, None, None] * _rotate_yaw(self.canonical(z, component), yaw) + t[:, None]
+
+    def cameras(self, R: Tensor) -> Tensor:
+        """(B, C, 3, 3) world→camera rotations with the learned corrections applied."""
+        return axis_angle_to_matrix(self.camera_rotation.to(R.dtype)) @ R
+
+    def project(self, points_mm: Tensor, centre_mm: Tensor, inputs: PoseEnergyInputs) -> Tensor:
+        """(B, C, J, 2) normalised image coordinates of world points (B, J, 3) mm.
+
+        Perspective divides each joint by its depth; weak perspective by the depth of
+        ``centre_mm`` (B, 3), the pose centroid.
+        """
+        R = self.cameras(inputs.R)
+        cam = _to_camera(points_mm, R, inputs.T)
+        if self.projection == "perspective":
+            return cam[..., :2] / cam[..., 2:]
+        depth = _to_camera(centre_mm[:, None], R, inputs.T)[..., 2:]
+        return cam[..., :2] / depth
+
+    def residuals(self, x: Tensor, inputs: PoseEnergyInputs) -> Tensor:
+        """(B, C·J·2 + L + 1): weighted reprojection, coefficient prior, log-scale prior."""
+        nb = self.num_bases
+        world = 1000.0 * self.pose(x, inputs.component)
+        uv = self.project(world, 1000.0 * x[:, nb + 1 : nb + 4], inputs)  # (B, C, J, 2)
+        weight = self.log_weights.to(x.dtype).exp() * inputs.visible.to(x.dtype)
+        pixels = (uv - inputs.joints2d) * inputs.f.unsqueeze(-2)
+        reproj = weight.unsqueeze(-1) * pixels / self.pixel_scale
+        prior = (0.5 * self.log_prior.to(x.dtype)).exp() * x[:, :nb] * float(self.use_prior)
+        scale = (0.5 * self.log_scale_prior.to(x.dtype)).exp() * x[:, nb + 4 :]
+        return torch.cat((reproj.flatten(1), prior, scale), dim=1)
+
+    def _split(self, squared: Tensor) -> tuple[Tensor, Tensor]:
+        m = self.num_views * self.num_joints * 2
+        joint = squared[:, :m].reshape(squared.shape[0], -1, 2).sum(-1, keepdim=True)
+        return joint.expand(-1, -1, 2).reshape(squared.shape[0], m), squared[:, m:]
+
+    def rho(self, squared: Tensor) -> Tensor:
+        """Pseudo-Huber of each joint's squared 2D residual norm (halved over its two entries)."""
+        joint, rest = self._split(squared)
+        return torch.cat((0.5 * self.kernel(joint), rest), dim=1)
+
+    def weights(self, squared: Tensor) -> Tensor:
+        """IRLS weights ρ'(‖r_cj‖²) on both entries of a joint, 1 on the prior rows."""
+        joint, rest = self._split(squared)
+        return torch.cat((self.kernel.weight(joint), torch.ones_like(rest)), dim=1)
+
+    @torch.no_grad()
+    def initial_solution(self, inputs: PoseEnergyInputs) -> Tensor:
+        """(B, L + 5): z = 0, yaw and centroid from DLT triangulation, log s = 0."""
+        dtype = torch.float64
+        ones = torch.ones_like(inputs.f, dtype=dtype)
+        points = triangulate_dlt(inputs.joints2d.to(dtype), inputs.visible, inputs.R.to(dtype),
+                                 inputs.T.to(dtype), ones, torch.zeros_like(ones)) / 1000.0
+        return initial_from_points(points, self.num_bases).to(inputs.joints2d.dtype)
+
+
+def initial_from_points(points: Tensor, num_bases: int) -> Tensor:
+    """(B, L + 5) start from triangulated points (B, J, 3) m (NaN allowed): yaw, centroid.
+
+    Frames with no usable points start at yaw 0 and the origin.
+    """
+    finite = torch.isfinite(points).all(-1, keepdim=True)
+    filled = torch.where(finite, points, torch.zeros_like(points))
+    centre = filled.sum(1) / finite.sum(1).clamp_min(1)
+    hips = filled[:, 1] - filled[:, 4]
+    yaw = torch.atan2(hips[:, 1], hips[:, 0])
+    yaw = torch.where(torch.isfinite(yaw), yaw, torch.zeros_like(yaw))
+    x = torch.zeros(points.shape[0], num_bases + 5, dtype=points.dtype, device=points.device)
+    x[:, num_bases] = yaw
+    x[:, num_bases + 1 : num_bases + 4] = centre
+    return x
+
+
+def yaw_offsets(num_bases: int, yaws: Sequence[float]) -> Tensor:
+    """(S, L + 5) MultiStart offsets that change only the yaw (radians)."""
+    offsets = torch.zeros(len(yaws), num_bases + 5, dtype=torch.float64)
+    offsets[:, num_bases] = torch.tensor(list(yaws), dtype=torch.float64)
+    return offsets
+
+
+def pose_energy_inputs(batch: PoseBatch, num_components: int) -> PoseEnergyInputs:
+    """Energy inputs for every frame × component: B·M problems, frame-major.
+
+    Problem ``b·M + m`` is frame b with component m. Detections are undistorted here, once.
+
+    Args:
+        batch: Frames with pixel detections (B, C, J, 2) and calibrated cameras.
+        num_components: Mixture components M.
+    """
+    xy = pixels_to_normalised(batch.joints2d, batch.f, batch.c, batch.k, batch.p)
+    xy = torch.where(batch.visible.unsqueeze(-1), xy, torch.zeros_like(xy))
+    b, m = len(batch), num_components
+    component = torch.eye(m, dtype=torch.bool, device=xy.device).repeat(b, 1)
+    def rep(t: Tensor) -> Tensor:
+        return t.repeat_interleave(m, dim=0)
+
+    return PoseEnergyInputs(joints2d=rep(xy), visible=rep(batch.visible), R=rep(batch.R),
+                            T=rep(batch.T), f=rep(batch.f), component=component)

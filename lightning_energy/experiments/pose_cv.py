@@ -1,0 +1,274 @@
+"""Leave-one-subject-out study of the learned multi-view pose energy, baselines and ablations.
+
+Run from the repository root (data in ``../shared/data``)::
+
+    OMP_NUM_THREADS=1 python -m lightning_energy.experiments.pose_cv --out runs/pose_cv
+    OMP_NUM_THREADS=1 python -m lightning_energy.experiments.pose_cv --folds S8 --ablations \
+        --out runs/pose_ablation
+
+For each held-out subject the others are the training subjects; the first of them doubles as
+the validation subject of the grid-search baseline. Frames are subsampled (``--train-stride``,
+``--eval-stride``; stored frames are 10 Hz). Writes ``results.json`` and ``results.md`` to
+``--out`` and prints the tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from lightning_energy.adjoints.base import Adjoint
+from lightning_energy.adjoints.implicit import ImplicitAdjoint
+from lightning_energy.adjoints.unrolled import UnrolledAdjoint
+from lightning_energy.baselines.pose import (
+    FrameErrors,
+    Predictor,
+    detected_joints,
+    dlt_poses,
+    evaluate_poses,
+    grid_search,
+    load_authors_parameters,
+    refit_ppca_model,
+)
+from lightning_energy.data.h36m import load_h36m
+from lightning_energy.data.pose_batch import PoseArrays
+from lightning_energy.energies.pose import PARAMETER_GROUPS, MultiViewPoseEnergy
+from lightning_energy.tasks.pose import MultiViewPoseTask
+
+SHAPE_GROUP = ["mean", "bases", "log_std"]
+OTHER_GROUP = ["log_weights", "log_prior", "kernel.log_scale", "camera_rotation",
+               "log_scale_offset", "log_scale_prior"]  # fmt: skip
+
+
+def make_energy(args: argparse.Namespace, **overrides: Any) -> MultiViewPoseEnergy:
+    """The 3-component, 25-basis energy from the authors' PPCA file, float64."""
+    options: dict[str, Any] = {"ppca_root": args.ppca_root, "num_components": 3}
+    options.update(overrides)
+    return MultiViewPoseEnergy(**options).double()
+
+
+def predictor(task: MultiViewPoseTask) -> Predictor:
+    """Batch → predicted poses (B, J, 3), mm."""
+    return lambda batch: task(batch).x
+
+
+def task_for(energy: MultiViewPoseEnergy, adjoint: Adjoint | None = None,
+             alternate: list[list[str]] | None = None) -> MultiViewPoseTask:
+    """A pose task around ``energy`` with the default solver."""
+    return MultiViewPoseTask(energy, adjoint=adjoint, alternate=alternate)
+
+
+def train(task: MultiViewPoseTask, arrays: PoseArrays, args: argparse.Namespace) -> dict:
+    """Adam on the energy parameters for ``args.steps`` batches; returns time and losses.
+
+    The task's own loss and alternation rule are used; frames are drawn without replacement
+    (reshuffled when exhausted) from ``arrays`` with a fixed seed.
+    """
+    params = [p for p in task.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=args.lr)
+    gen = np.random.default_rng(args.seed)
+    order, losses, start = gen.permutation(len(arrays)), [], time.perf_counter()
+    for step in range(args.steps):
+        if (step + 1) * args.batch_size > len(order):
+            order = np.concatenate([order, gen.permutation(len(arrays))])
+        batch = arrays.to_batch(order[step * args.batch_size:(step + 1) * args.batch_size])
+        loss = task.loss(task(batch), batch)
+        optimizer.zero_grad()
+        loss.backward()
+        if task.alternate:
+            active = set(task.alternate[step % len(task.alternate)])
+            for name, param in task.pose_energy.named_parameters():
+                param.grad = param.grad if name in active else None
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    return {"seconds": time.perf_counter() - start, "losses": losses}
+
+
+def evaluate(name: str, predict: Predictor, arrays: PoseArrays, out: dict,
+             extra: dict | None = None, **kw: Any) -> None:
+    """Evaluate one method and store its summary under ``out[name]``."""
+    errors: FrameErrors = evaluate_poses(predict, arrays, **kw)
+    out[name] = {"mpjpe": float(errors.mpjpe.mean()), "pa_mpjpe": float(errors.pa_mpjpe.mean()),
+                 "mpjpe16": float(errors.mpjpe16.mean()), "by_action": errors.by_action(),
+                 "eval_seconds": errors.seconds, **(extra or {})}  # fmt: skip
+    print(f"  {name:30s} MPJPE {out[name]['mpjpe']:6.1f}  PA {out[name]['pa_mpjpe']:6.1f}  "
+          f"16j {out[name]['mpjpe16']:6.1f}  ({errors.seconds:.0f} s eval) "
+          f"{ {k: round(v, 1) for k, v in (extra or {}).items()} }", flush=True)
+
+
+def trained(name: str, energy: MultiViewPoseEnergy, train_set: PoseArrays,
+            test_set: PoseArrays, args: argparse.Namespace, out: dict, **kw: Any) -> None:
+    """Train a task around ``energy`` and evaluate it."""
+    task = task_for(energy, **kw)
+    try:
+        info = train(task, train_set, args)
+    except (RuntimeError, torch.OutOfMemoryError) as error:  # report, keep going
+        out[name] = {"error": str(error)[:200]}
+        print(f"  {name}: failed: {error}", flush=True)
+        return
+    extra = {"train_seconds": info["seconds"], "loss_first": info["losses"][0],
+             "loss_last": float(np.mean(info["losses"][-5:]))}
+    evaluate(name, predictor(task), test_set, out, extra)
+    if args.save:
+        torch.save(task.state_dict(), Path(args.out) / f"{name.split(' ')[0]}_{args.held}.pt")
+
+
+def baselines(args: argparse.Namespace, train_set: PoseArrays, val_set: PoseArrays,
+              test_set: PoseArrays, out: dict) -> None:
+    """DLT, untrained, authors', re-fitted PPCA, grid-searched and λ = 0 on ``test_set``."""
+    evaluate("DLT (16 joints)", dlt_poses, test_set, out, joint_mask=detected_joints())
+    untrained = task_for(make_energy(args))
+    evaluate("untrained PPCA (Tome)", predictor(untrained), test_set, out)
+    authors = make_energy(args)
+    load_authors_parameters(authors, args.ppca_root)
+    evaluate("authors' trained parameters", predictor(task_for(authors)), test_set, out)
+    weights_only = make_energy(args)
+    load_authors_parameters(weights_only, args.ppca_root, model=False)
+    evaluate("authors' joint weights only", predictor(task_for(weights_only)), test_set, out)
+    start = time.perf_counter()
+    refit = make_energy(args)
+    refit.set_model(refit_ppca_model(train_set, 3, 25))
+    evaluate("PPCA re-fit (closed form)", predictor(task_for(refit)), test_set, out,
+             {"train_seconds": time.perf_counter() - start})
+    start = time.perf_counter()
+    (lam, delta), _ = grid_search(
+        lambda lam, delta: predictor(task_for(make_energy(args, prior_weight=lam,
+                                                          kernel_scale=delta))), val_set)
+    evaluate(f"grid search (λ={lam:g}, δ={delta:g})",
+             predictor(task_for(make_energy(args, prior_weight=lam, kernel_scale=delta))),
+             test_set, out, {"train_seconds": time.perf_counter() - start})
+    evaluate("λ_prior = 0", predictor(task_for(make_energy(args, prior_weight=0.0))), test_set,
+             out)
+
+
+def ablations(args: argparse.Namespace, train_set: PoseArrays, test_set: PoseArrays,
+              out: dict) -> None:
+    """Each parameter group alone, joint vs alternating, damping grid, unrolled adjoint."""
+    for group in PARAMETER_GROUPS:
+        trained(f"learn {group} only", make_energy(args, learn=[group]), train_set, test_set,
+                args, out)
+    trained("learn all, alternating", make_energy(args), train_set, test_set, args, out,
+            alternate=[SHAPE_GROUP, OTHER_GROUP])
+    for damping in (0.0, 1e-3, 1e-1, "auto"):
+        trained(f"learn all, damping {damping}", make_energy(args), train_set, test_set, args,
+                out, adjoint=ImplicitAdjoint(damping=damping, hessian="gauss_newton"))
+
+
+def run_fold(held: str, subjects: Sequence[str], args: argparse.Namespace) -> dict:
+    """Baselines, the learned energy (and, with ``--ablations``, the ablations) for one fold."""
+    others = [s for s in subjects if s != held]
+    args.held = held
+    root = args.data_root
+    train_set = load_h36m(root, others, frame_stride=args.train_stride)
+    val_set = load_h36m(root, others[:1], frame_stride=args.val_stride)
+    test_set = load_h36m(root, [held], frame_stride=args.eval_stride)
+    print(f"fold {held}: train {others} ({len(train_set)} frames), test {len(test_set)} frames",
+          flush=True)
+    out: dict[str, Any] = {"test_frames": len(test_set), "train_frames": len(train_set)}
+    methods: dict[str, Any] = {}
+    if not args.skip_baselines:
+        baselines(args, train_set, val_set, test_set, methods)
+    trained("learned (implicit, all groups)", make_energy(args), train_set, test_set, args,
+            methods, adjoint=ImplicitAdjoint(damping=1e-2, hessian="gauss_newton"))
+    if args.unrolled:
+        trained("learned (UnrolledAdjoint)", make_energy(args), train_set, test_set, args,
+                methods, adjoint=UnrolledAdjoint())
+    if args.ablations:
+        ablations(args, train_set, test_set, methods)
+    out["methods"] = methods
+    return out
+
+
+def bench(args: argparse.Namespace, frames: int = 1024) -> dict:
+    """Time forward (solve) and backward of the default task on ``frames`` S1 frames × 4 views."""
+    arrays = load_h36m(args.data_root, ["S1"], max_frames_per_subject=frames)
+    batch = arrays.to_batch()
+    task = task_for(make_energy(args))
+    start = time.perf_counter()
+    solution = task(batch)
+    loss = task.loss(solution, batch)
+    middle = time.perf_counter()
+    loss.backward()
+    end = time.perf_counter()
+    out = {"frames": len(batch), "forward_s": middle - start, "backward_s": end - middle,
+           "converged": float(solution.converged.double().mean()),
+           "steps_mean": float(solution.num_steps.double().mean())}
+    out["epoch_s_73279_frames"] = (end - start) * 73279 / len(batch)
+    print(json.dumps(out), flush=True)
+    return out
+
+
+def markdown(results: dict[str, dict]) -> str:
+    """Mean ± std over folds of every method's MPJPE / PA-MPJPE, and training time."""
+    names: list[str] = []
+    for fold in results.values():
+        names += [n for n in fold["methods"] if n not in names]
+    lines = ["| method | MPJPE (mm) | PA-MPJPE (mm) | MPJPE 16 joints | train s | folds |",
+             "|---|---|---|---|---|---|"]
+    for name in names:
+        rows = [f["methods"][name] for f in results.values()
+                if "mpjpe" in f["methods"].get(name, {})]  # fmt: skip
+        if not rows:
+            continue
+        m, p, m16 = (np.array([r[k] for r in rows]) for k in ("mpjpe", "pa_mpjpe", "mpjpe16"))
+        secs = np.mean([r.get("train_seconds", 0.0) for r in rows])
+        lines.append(f"| {name} | {m.mean():.1f} ± {m.std():.1f} | {p.mean():.1f} ± "
+                     f"{p.std():.1f} | {m16.mean():.1f} ± {m16.std():.1f} | {secs:.0f} | "
+                     f"{len(rows)} |")
+    return "\n".join(lines)
+
+
+def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data-root", default="../shared/data/h36m_multiview_sh")
+    parser.add_argument("--ppca-root", default="../shared/data/wibergian_ppca")
+    parser.add_argument("--folds", nargs="+", default=["S1", "S5", "S6", "S7", "S8"])
+    parser.add_argument("--subjects", nargs="+", default=["S1", "S5", "S6", "S7", "S8"])
+    parser.add_argument("--train-stride", type=int, default=8)
+    parser.add_argument("--val-stride", type=int, default=128)
+    parser.add_argument("--eval-stride", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--ablations", action="store_true")
+    parser.add_argument("--unrolled", action="store_true")
+    parser.add_argument("--skip-baselines", action="store_true")
+    parser.add_argument("--save", action="store_true", help="save trained task state_dicts")
+    parser.add_argument("--bench", action="store_true", help="only time a 1024-frame batch")
+    parser.add_argument("--out", default="runs/pose_cv")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    """Run the folds, write ``results.json`` / ``results.md`` and print the table."""
+    args = parse(argv)
+    torch.set_num_threads(1)
+    torch.manual_seed(args.seed)
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if args.bench:
+        result = bench(args)
+        (out_dir / "bench.json").write_text(json.dumps(result, indent=1))
+        return result
+    results: dict[str, dict] = {}
+    for held in args.folds:
+        results[held] = run_fold(held, args.subjects, args)
+        (out_dir / "results.json").write_text(json.dumps(
+            {"args": vars(args), "folds": results}, indent=1))
+    table = markdown(results)
+    (out_dir / "results.md").write_text(table + "\n")
+    print(table)
+    return results
+
+
+if __name__ == "__main__":
+    main()

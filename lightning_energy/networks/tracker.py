@@ -1,0 +1,120 @@
+"""The tracker-feature network: per-frame confidence of each tracker from how its box behaves."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from lightning_energy.energies.tracking import TrackFusionInputs
+from lightning_energy.errors import ShapeError, describe
+
+NUM_FEATURES = 12
+"""Length of the hand-made feature vector of :func:`tracker_features`."""
+
+
+def _temporal_mean(values: Tensor, mask: Tensor, width: int) -> Tensor:
+    """Masked moving average over T of ``values`` (B, T, K) with a window of ``width`` frames."""
+    b, t, k = values.shape
+    kernel = torch.ones(1, 1, width, dtype=values.dtype, device=values.device)
+
+    def smooth(v: Tensor) -> Tensor:
+        flat = v.permute(0, 2, 1).reshape(b * k, 1, t)
+        out = F.conv1d(flat, kernel, padding=width // 2)[..., :t]
+        return out.reshape(b, k, t).permute(0, 2, 1)
+
+    m = mask.to(values.dtype)
+    return smooth(values * m) / smooth(m).clamp_min(1.0)
+
+
+def _agreement(dev: Tensor, mask: Tensor, bandwidth: float) -> Tensor:
+    """Weighted share of the other valid trackers within ``bandwidth`` (B, T, K)."""
+    diff = dev[:, :, :, None] - dev[:, :, None, :]  # (B, T, K, K, 4)
+    close = torch.exp(-(diff**2).sum(-1) / bandwidth**2)
+    others = (mask[:, :, None, :] & ~torch.eye(mask.shape[-1], dtype=torch.bool,
+                                                device=mask.device)).to(dev.dtype)
+    return (close * others).sum(-1) / others.sum(-1).clamp_min(1.0)
+
+
+def tracker_features(inputs: TrackFusionInputs, width: int = 9) -> Tensor:
+    """Per-frame, per-tracker features (B, T, K, :data:`NUM_FEATURES`), all in box-size units.
+
+    Distance to the robust consensus (centre, size, and a log of the total, clipped), agreement
+    with the other trackers at two bandwidths, motion and size change since the previous frame,
+    the share of trackers reporting on the frame, and moving averages (``width`` frames) of the
+    consensus distance and of the agreement. Zeros where the tracker has no box.
+
+    Args:
+        inputs: Fusion inputs with ``obs`` (B, T, K, 4), ``mask`` (B, T, K), ``scale`` (B, T, 4),
+            ``reference`` (B, T, 4).
+        width: Moving-average window in frames.
+    """
+    scale, mask = inputs.scale[:, :, None], inputs.mask
+    dev = (inputs.obs - inputs.reference[:, :, None]) * scale
+    centre = dev[..., :2].norm(dim=-1).clamp(max=5.0)
+    size = dev[..., 2:].norm(dim=-1).clamp(max=3.0)
+    total = torch.log1p(dev.norm(dim=-1))
+    near, far = _agreement(dev, mask, 0.1), _agreement(dev, mask, 0.5)
+    step = (inputs.obs[:, 1:] - inputs.obs[:, :-1]) * scale[:, 1:]
+    both = mask[:, 1:] & mask[:, :-1]
+    motion = torch.where(both, step[..., :2].norm(dim=-1), 0.0).clamp(max=5.0)
+    resize = torch.where(both, step[..., 2:].norm(dim=-1), 0.0).clamp(max=3.0)
+    pad = torch.zeros_like(motion[:, :1])
+    motion, resize = torch.cat([pad, motion], 1), torch.cat([pad, resize], 1)
+    share = mask.to(dev.dtype).mean(-1, keepdim=True).expand_as(centre)
+    avg_total = _temporal_mean(total, mask, width)
+    avg_near = _temporal_mean(near, mask, width)
+    avg_far = _temporal_mean(far, mask, 4 * width + 1)
+    feats = torch.stack([centre, size, total, near, far, motion, resize, share, avg_total,
+                         avg_near, avg_far, mask.to(dev.dtype)], -1)
+    return torch.where(mask[..., None], feats, 0.0)
+
+
+class TrackerFeatureNet(nn.Module):
+    """Features of :func:`tracker_features` + a tracker-identity embedding → log-weights ℓ.
+
+    Output ℓ (B, T, K) is bounded to (−``bound``, ``bound``) by a scaled tanh and is exactly 0
+    at initialisation (last layer zero), so training starts from the energy's base weights.
+
+    Args:
+        num_trackers: K, the number of identity embeddings.
+        embedding: Embedding width (0 disables the identity embedding).
+        hidden: Hidden width of the MLP.
+        bound: Largest |ℓ|.
+        width: Moving-average window of the features, in frames.
+
+    Example:
+        >>> import torch
+        >>> from lightning_energy.energies.tracking import fusion_inputs
+        >>> boxes = torch.rand(2, 10, 3, 4) * 10 + 20
+        >>> inputs, _ = fusion_inputs(boxes, torch.ones(2, 10, 3, dtype=torch.bool),
+        ...                           torch.ones(2, 10, dtype=torch.bool))
+        >>> TrackerFeatureNet(3)(inputs).shape
+        torch.Size([2, 10, 3])
+    """
+
+    def __init__(self, num_trackers: int, embedding: int = 4, hidden: int = 32,
+                 bound: float = 4.0, width: int = 9) -> None:
+        super().__init__()
+        if num_trackers < 1 or embedding < 0 or hidden < 1 or bound <= 0:
+            raise ValueError(f"Expected num_trackers, hidden >= 1, embedding >= 0, bound > 0; "
+                             f"got {num_trackers}, {hidden}, {embedding}, {bound}.")
+        self.num_trackers, self.bound, self.width = num_trackers, bound, width
+        self.embedding = nn.Embedding(num_trackers, embedding) if embedding else None
+        self.mlp = nn.Sequential(nn.Linear(NUM_FEATURES + embedding, hidden), nn.SiLU(),
+                                 nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, 1))
+        nn.init.zeros_(self.mlp[-1].weight)
+        nn.init.zeros_(self.mlp[-1].bias)
+
+    def forward(self, inputs: TrackFusionInputs) -> Tensor:
+        """Log-weight offsets ℓ (B, T, K) for fusion inputs with K = ``num_trackers``."""
+        b, t, k, _ = inputs.obs.shape
+        if k != self.num_trackers:
+            raise ShapeError(f"Expected `inputs.obs` with K={self.num_trackers} trackers "
+                             f"(`num_trackers`), got {describe(inputs.obs)}.")
+        feats = tracker_features(inputs, self.width)
+        if self.embedding is not None:
+            ids = self.embedding.weight.to(feats.dtype)[None, None].expand(b, t, k, -1)
+            feats = torch.cat([feats, ids], -1)
+        raw = self.mlp(feats).squeeze(-1)
+        return self.bound * torch.tanh(raw / self.bound)

@@ -1,0 +1,96 @@
+import pytest
+import pytorch_lightning as pl
+import torch
+
+import lightning_energy as le
+from lightning_energy.data.tracking_datamodule import TrackingDataModule
+from lightning_energy.energies.tracking import TrackFusionEnergy, fusion_inputs
+from lightning_energy.energies.tracking_solvers import BandedImplicitAdjoint, BandedIRLS
+from lightning_energy.networks.tracker import NUM_FEATURES, TrackerFeatureNet, tracker_features
+from lightning_energy.tasks.tracking import TrackerFusionTask, giou_loss
+
+
+def _datamodule() -> TrackingDataModule:
+    dm = TrackingDataModule(window=16, batch_size=6, synthetic_sequences=8, synthetic_length=64,
+                            synthetic_trackers=4, fold=0, num_folds=4, val_fraction=0.2)
+    dm.setup("fit")
+    return dm
+
+
+def _task(adjoint: le.Adjoint | None = None, alternate_every: int = 0) -> TrackerFusionTask:
+    layer = le.EnergyLayer(TrackFusionEnergy(4), BandedIRLS(max_steps=50, tol=1e-6),
+                           adjoint or BandedImplicitAdjoint(1e-2))
+    return TrackerFusionTask(layer, TrackerFeatureNet(4), energy_lr=0.05, backbone_lr=0.01,
+                             alternate_every=alternate_every)
+
+
+def test_features_shape_and_masking():
+    batch = next(iter(_datamodule().train_dataloader()))
+    batch.valid[0, 3, 1] = False
+    inputs, _ = fusion_inputs(batch.boxes, batch.valid, batch.frame_valid)
+    feats = tracker_features(inputs)
+    assert feats.shape == (*batch.valid.shape, NUM_FEATURES)
+    assert torch.equal(feats[0, 3, 1], torch.zeros(NUM_FEATURES))
+    assert torch.isfinite(feats).all()
+
+
+def test_giou_loss_is_zero_for_perfect_boxes_and_positive_otherwise():
+    boxes = torch.tensor([[[0.0, 0, 10, 10], [5, 5, 4, 4]]])
+    mask = torch.ones(1, 2, dtype=torch.bool)
+    assert giou_loss(boxes, boxes, mask).item() == pytest.approx(0.0, abs=1e-6)
+    assert giou_loss(boxes + 20, boxes, mask).item() > 1.0
+
+
+@pytest.mark.parametrize("adjoint", [BandedImplicitAdjoint(1e-2), le.UnrolledAdjoint()])
+def test_training_steps_reduce_the_loss(adjoint: le.Adjoint):
+    dm = _datamodule()
+    batch = next(iter(dm.train_dataloader()))
+    task = _task(adjoint)
+    optimizer = torch.optim.Adam(task.parameter_groups())
+    losses = []
+    for _ in range(15):
+        optimizer.zero_grad()
+        loss = task.loss(task(batch), batch)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.97 * losses[0]
+    assert task.backbone.mlp[-1].weight.grad is not None
+
+
+def test_alternating_updates_rest_one_group():
+    dm = _datamodule()
+    batch = next(iter(dm.train_dataloader()))
+    task = _task(alternate_every=1)
+    task.loss(task(batch), batch).backward()
+    task.on_before_optimizer_step(torch.optim.SGD(task.parameters(), lr=0.0))  # step 0: energy
+    assert all(p.grad is None for p in task.backbone.parameters())
+    assert task.energy.log_tracker_weight.grad is not None
+
+
+def test_fit_and_test_log_otb_metrics(tmp_path):
+    dm = _datamodule()
+    trainer = pl.Trainer(max_steps=3, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False,
+                         default_root_dir=tmp_path, num_sanity_val_steps=0)
+    task = _task()
+    trainer.fit(task, datamodule=dm)
+    (results,) = trainer.test(task, datamodule=dm, verbose=False)
+    assert 0.0 < results["test/success_auc"] <= 20 / 21
+    assert {"test/precision_20px", "test/mean_iou"} <= set(results)
+
+
+def test_untrained_fusion_beats_mean_of_trackers():
+    dm = _datamodule()
+    task = _task()
+    errors = {}
+    for batch in dm.test_dataloader():
+        with torch.no_grad():
+            for name, err in task.baseline_errors(task(batch), batch).items():
+                errors[name] = errors.get(name, 0.0) + float(err.sum())
+    assert errors["energy"] < errors["mean of all trackers"]
+
+
+def test_bad_alternate_every_raises():
+    with pytest.raises(ValueError, match="alternate_every"):
+        TrackerFusionTask(alternate_every=-1)
