@@ -28,11 +28,30 @@ from lightning_energy.solvers import (
 
 __version__ = "0.1.0"
 
+# Lightning-dependent parts load on first use, so `EnergyLayer` alone never imports Lightning.
+_LAZY = {
+    "EnergyTask": ("lightning_energy.tasks.base", "EnergyTask"),
+    "callbacks": ("lightning_energy.callbacks", None),
+    "metrics": ("lightning_energy.metrics", None),
+    "testing": ("lightning_energy.testing", None),
+}
+
+
+def __getattr__(name: str) -> object:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'lightning_energy' has no attribute {name!r}")
+    import importlib
+
+    module_name, attribute = _LAZY[name]
+    module = importlib.import_module(module_name)
+    return module if attribute is None else getattr(module, attribute)
+
 __all__ = [
     "Adjoint",
     "DatasetNotFoundError",
     "Energy",
     "EnergyLayer",
+    "EnergyTask",
     "GaussNewton",
     "GradientDescent",
     "ImplicitAdjoint",
@@ -53,5 +72,8 @@ __all__ = [
     "UnrolledAdjoint",
     "__version__",
     "argmin",
+    "callbacks",
+    "metrics",
     "robust",
+    "testing",
 ]

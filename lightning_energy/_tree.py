@@ -1,4 +1,4 @@
-"""Minimal pytree helpers for energy ``inputs``: a tensor, or a tuple/list/dict/dataclass of them."""
+"""Minimal pytree helpers for energy ``inputs``: tensors in tuples, lists, dicts, dataclasses."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from torch import Tensor
 
 
 def tree_map(fn: Callable[[Tensor], Any], tree: Any) -> Any:
-    """Apply ``fn`` to every tensor leaf of ``tree``, keeping its structure; non-tensors pass through."""
+    """Apply ``fn`` to every tensor leaf of ``tree``, keeping its structure (non-tensors kept)."""
     if isinstance(tree, Tensor):
         return fn(tree)
     if isinstance(tree, dict):

@@ -17,9 +17,9 @@ from jsonargparse import lazy_instance
 from pytorch_lightning.cli import LightningCLI, SaveConfigCallback
 
 # Imported so that short class names resolve in recipes.
-import lightning_energy  # noqa: F401
-import lightning_energy.data.toy  # noqa: F401
-import lightning_energy.networks  # noqa: F401
+import lightning_energy
+import lightning_energy.data.toy
+import lightning_energy.networks
 import lightning_energy.tasks.toy  # noqa: F401
 from lightning_energy.callbacks import BaselineReport, EnergyParameterMonitor, SolverDiagnostics
 from lightning_energy.callbacks.checkpoint import RunCheckpoint
@@ -81,11 +81,14 @@ def main(args: list[str] | None = None) -> None:
     if argv[:1] == ["bench"]:
         _bench(argv[1:])
         return
-    run_cli(argv)
+    run_cli(None if args is None else argv)
 
 
-def run_cli(argv: list[str], run: bool = True) -> EnergyCLI:
-    """Build (and by default run) the LightningCLI; returns it (its trainer, model, datamodule)."""
+def run_cli(argv: list[str] | None, run: bool = True) -> EnergyCLI:
+    """Build (and by default run) the LightningCLI; returns it (its trainer, model, datamodule).
+
+    ``argv=None`` parses the command line.
+    """
     return EnergyCLI(
         EnergyTask,
         pl.LightningDataModule,

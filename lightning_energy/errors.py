@@ -1,7 +1,8 @@
 """Exceptions raised by lightning_energy.
 
-Numerical failure of an inner solve is *data* (a status code in :class:`~lightning_energy.Solution`);
-misconfiguration and malformed input are exceptions, raised as early as possible.
+Numerical failure of an inner solve is *data* (a status code in
+:class:`~lightning_energy.Solution`); misconfiguration and malformed input are exceptions,
+raised as early as possible.
 """
 
 from __future__ import annotations

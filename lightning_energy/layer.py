@@ -147,7 +147,8 @@ class EnergyLayer(nn.Module):
 
     def _apply_policy(self, solution: Solution) -> None:
         bad = ~solution.converged
-        solution.diagnostics["masked"] = bad.sum() if self.nonconverged == "mask" else 0
+        masked = bad if self.nonconverged == "mask" else torch.zeros_like(bad)
+        solution.diagnostics["masked"] = masked.sum()
         if self.nonconverged == "mask" or not bool(bad.any()):
             return
         message = (f"{int(bad.sum())} of {bad.numel()} solves did not converge "

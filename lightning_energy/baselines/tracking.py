@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from lightning_energy.data.otb import TrackerResults, TrackingSequences
-from lightning_energy.data.tracking_batch import TrackingSample, collate_tracking
+from lightning_energy.data.tracking_batch import TrackingBatch, TrackingSample, collate_tracking
 from lightning_energy.energies.tracking import consensus_boxes
 from lightning_energy.metrics.functional import mean_iou, precision_at_pixels, success_auc
 
@@ -120,6 +120,6 @@ def top_k(aucs: np.ndarray, k: int) -> list[int]:
     return [int(i) for i in np.argsort(-aucs, kind="stable")[:k]]
 
 
-def batch_of(item: TrackerResults) -> object:
+def batch_of(item: TrackerResults) -> TrackingBatch:
     """A whole sequence as a one-sample :class:`~lightning_energy.data.TrackingBatch`."""
     return collate_tracking([TrackingSample.from_arrays(item.boxes, item.gt, item.sequence)])

@@ -34,7 +34,15 @@ class RunCheckpoint(ModelCheckpoint):
         super().__init__(dirpath=dirpath, monitor=monitor, mode=mode, save_top_k=save_top_k,
                          every_n_epochs=every_n_epochs, save_last=True)
 
-    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:  # noqa: D102
+    def _resolve(self, trainer: pl.Trainer) -> None:
         if self.dirpath is None:
             self.dirpath = str(Path(trainer.default_root_dir) / "checkpoints")
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:  # noqa: D102
+        self._resolve(trainer)
         super().setup(trainer, pl_module, stage)
+
+    def _find_last_checkpoints(self, trainer: pl.Trainer) -> set[str]:
+        # `--ckpt_path last` is resolved before `setup`: fix the folder first.
+        self._resolve(trainer)
+        return super()._find_last_checkpoints(trainer)

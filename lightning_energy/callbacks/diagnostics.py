@@ -28,8 +28,9 @@ class SolverDiagnostics(Callback):
 
     Epoch-level values come from a DDP-correct :class:`~lightning_energy.metrics.SolverConvergence`
     per stage. During training, per-step values are logged too: the solver's final damping, the
-    number of masked (non-converged) samples and, from the previous step's backward pass, the
-    damping the adjoint used and how many samples needed the linear-solve fallback.
+    number of masked (non-converged) samples and, from the step's backward pass (which has run
+    when ``on_train_batch_end`` fires), the damping the adjoint used and how many samples needed
+    the linear-solve fallback.
 
     Works with any task whose steps return ``{"loss": …, "solution": Solution}``
     (:class:`~lightning_energy.EnergyTask` does).
@@ -38,7 +39,6 @@ class SolverDiagnostics(Callback):
     def __init__(self) -> None:
         super().__init__()
         self.metrics = nn.ModuleDict({metrics_key(s): SolverConvergence() for s in _STAGES})
-        self._last: Solution | None = None
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         """Keep the metric states on the module's device."""
@@ -49,18 +49,17 @@ class SolverDiagnostics(Callback):
         if solution is None:
             return
         self.metrics.to(pl_module.device)
-        self.metrics[metrics_key(stage)].update(solution.converged, solution.num_steps, solution.grad_norm)
+        metric = self.metrics[metrics_key(stage)]
+        metric.update(solution.converged, solution.num_steps, solution.grad_norm)
         if stage == "train":
             size = int(solution.converged.shape[0])
             values = {"train/solver/damping": solution.damping.float().mean(),
                       "train/solver/masked": torch.as_tensor(
                           solution.diagnostics.get("masked", 0), dtype=torch.float32)}
-            if self._last is not None:
-                for key, value in self._last.diagnostics.items():
-                    if key.startswith("backward/"):
-                        values[f"train/solver/{key}"] = torch.as_tensor(value).float()
+            for key, value in solution.diagnostics.items():
+                if key.startswith("backward/"):
+                    values[f"train/solver/{key}"] = torch.as_tensor(value).float()
             pl_module.log_dict(values, batch_size=size, on_step=True, on_epoch=False)
-            self._last = solution
 
     def _log_epoch(self, pl_module: pl.LightningModule, stage: str) -> None:
         metric = self.metrics[metrics_key(stage)]

@@ -54,7 +54,10 @@ class BaselineReport(Callback):
         pl_module.eval()
         sums: dict[str, Tensor] = {}
         count = torch.zeros((), device=pl_module.device, dtype=torch.float64)
-        for batch in datamodule.val_dataloader():
+        rank, world = trainer.global_rank, trainer.world_size
+        for index, batch in enumerate(datamodule.val_dataloader()):
+            if index % world != rank:  # each process evaluates its share of the batches
+                continue
             batch = pl_module.transfer_batch_to_device(batch, pl_module.device, 0)
             errors = pl_module.baseline_errors(pl_module(batch), batch)
             for name, err in errors.items():

@@ -23,7 +23,8 @@ class RobustMeanDataset(Dataset[dict[str, Tensor]]):
     def __init__(self, size: int, num_points: int = 32, max_outlier_fraction: float = 0.75,
                  location_range: float = 10.0, outlier_range: float = 25.0, seed: int = 0) -> None:
         if not 0 <= max_outlier_fraction < 1:
-            raise ValueError(f"Expected 0 <= `max_outlier_fraction` < 1, got {max_outlier_fraction}.")
+            raise ValueError(
+                f"Expected 0 <= `max_outlier_fraction` < 1, got {max_outlier_fraction}.")
         self.size, self.num_points, self.seed = size, num_points, seed
         self.max_outlier_fraction = max_outlier_fraction
         self.location_range, self.outlier_range = location_range, outlier_range

@@ -36,7 +36,7 @@ class Energy(nn.Module, ABC):
     """
 
     solution_shape: tuple[int, ...] | None = None
-    """Per-sample solution shape when fixed by the energy; the layer then checks ``x0`` against it."""
+    """Per-sample solution shape when the energy fixes it; the layer checks ``x0`` against it."""
 
     @abstractmethod
     def forward(self, x: Tensor, inputs: Any) -> Tensor:
@@ -51,7 +51,7 @@ class Energy(nn.Module, ABC):
         """
 
     def initial_solution(self, inputs: Any) -> Tensor:
-        """Starting point of the inner solve, shape (B, *shape). Override to avoid passing ``x0``."""
+        """Starting point of the inner solve, (B, *shape); override it to avoid passing ``x0``."""
         raise NotImplementedError(
             f"{type(self).__name__} has no initial_solution(inputs); pass `x0` of shape (B, ...) "
             "to the layer or implement initial_solution."

@@ -13,13 +13,13 @@ The pose is P(x) = s·e^{s₀}·R(yaw)(μ_m + Σ_l z_l std_ml e_ml) + t (metres)
     E(x) = Σ_c Σ_j ρ_δ(‖ω_cj v_cj (π_c(P_j) − u_cj) / p‖²) + λ‖z‖² + λ_s (log s)²
 
 (each term halved, as in :class:`~lightning_energy.LeastSquaresEnergy`), with π_c the calibrated
-camera (pinhole on undistorted detections, or weak perspective; see
-:class:`PoseEnergyInputs`), u the detections, v the
-visibility, p = ``pixel_scale`` (10 px: residuals in units of a typical detection error) and ρ_δ
-the pseudo-Huber kernel applied to each joint's 2D residual norm. The prior terms are not
+camera (pinhole on undistorted detections, or weak perspective; see :class:`PoseEnergyInputs`),
+u the detections, v the visibility, p = ``pixel_scale`` (10 px: residuals in units of a typical
+detection error; the difference of normalised coordinates is multiplied by the focal length) and
+ρ_δ the pseudo-Huber kernel applied to each joint's 2D residual norm. The prior terms are not
 robustified.
 
-Units: μ and t in metres, camera maths in millimetres and pixels as in Human3.6M.
+Units: μ and t in metres; camera coordinates in millimetres; residuals in pixels / ``pixel_scale``.
 """
 
 from __future__ import annotations

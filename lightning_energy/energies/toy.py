@@ -1,4 +1,4 @@
-"""Small energies with known behaviour: a quadratic (closed-form oracle) and a kernel-density mode."""
+"""Small energies with known behaviour: a quadratic (closed-form oracle), a kernel-density mode."""
 
 from __future__ import annotations
 

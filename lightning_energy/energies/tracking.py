@@ -139,6 +139,23 @@ def fusion_inputs(
     return TrackFusionInputs(obs, mask, logit, scale, reference), frame
 
 
+def weighted_median(values: Tensor, weights: Tensor) -> Tensor:
+    """Per-coordinate weighted median over the tracker axis.
+
+    Args:
+        values: States (B, T, K, C).
+        weights: Non-negative weights (B, T, K); a frame whose weights are all zero gets the
+            smallest value (callers fill such frames with the consensus beforehand).
+
+    Returns:
+        Medians (B, T, C): the smallest value whose cumulative weight reaches half the total.
+    """
+    ordered, index = values.sort(dim=2)
+    cum = weights[..., None].expand_as(values).gather(2, index).cumsum(2)
+    position = (cum < 0.5 * cum[:, :, -1:]).sum(2, keepdim=True)
+    return ordered.gather(2, position.clamp(max=values.shape[2] - 1)).squeeze(2)
+
+
 def _group(values: Tensor) -> Tensor:
     """Per-coordinate-group values (2,) → per-coordinate (4,): centre, centre, size, size."""
     return values.repeat_interleave(2)
@@ -160,6 +177,7 @@ class TrackFusionEnergy(LeastSquaresEnergy):
         prior: ε, weight of the prior towards the consensus (fixed).
         learn_smoothness: Learn α and β (and δ when the kernel is learnable).
         learn_tracker_weights: Learn the per-tracker base weights.
+        weighted_start: Start the solver at the w-weighted median instead of the consensus.
 
     Example:
         >>> import torch
@@ -169,6 +187,8 @@ class TrackFusionEnergy(LeastSquaresEnergy):
         >>> TrackFusionEnergy(3)(inputs.reference, inputs).shape
         torch.Size([2])
     """
+
+    prior: Tensor
 
     def __init__(
         self,
@@ -180,6 +200,7 @@ class TrackFusionEnergy(LeastSquaresEnergy):
         prior: float = 1e-3,
         learn_smoothness: bool = True,
         learn_tracker_weights: bool = True,
+        weighted_start: bool = True,
     ) -> None:
         super().__init__(None)
         if num_trackers < 1:
@@ -203,10 +224,19 @@ class TrackFusionEnergy(LeastSquaresEnergy):
         if isinstance(self.robust.log_scale, nn.Parameter):
             self.robust.log_scale.requires_grad_(learn_smoothness)
         self.log_tracker_weight.requires_grad_(learn_tracker_weights)
+        self.weighted_start = weighted_start
 
     def initial_solution(self, inputs: TrackFusionInputs) -> Tensor:
-        """The robust consensus, (B, T, 4)."""
-        return inputs.reference
+        """Starting point (B, T, 4): the weighted median, or the plain consensus.
+
+        With ``weighted_start`` the per-coordinate median of the trackers weighted by w (the
+        minimiser of the data term as δ → 0): a redescending kernel keeps IRLS near the mode it
+        starts from, and the unweighted median of many weak trackers can sit on the wrong one.
+        """
+        if not self.weighted_start:
+            return inputs.reference
+        with torch.no_grad():
+            return weighted_median(inputs.obs, self.tracker_weights(inputs) ** 2)
 
     def _check(self, x: Tensor, inputs: TrackFusionInputs) -> None:
         b, t, k, _ = inputs.obs.shape
@@ -282,7 +312,7 @@ class TrackFusionEnergy(LeastSquaresEnergy):
         x = x.reshape(inputs.reference.shape)
         err = (x[:, :, None] - inputs.obs) * inputs.scale[:, :, None]
         s = err**2
-        _, rho2 = jvp(self.robust.weight, (s,), (torch.ones_like(s),))
+        rho2 = jvp(self.robust.weight, (s,), (torch.ones_like(s),))[1]
         w = self.tracker_weights(inputs)[..., None] ** 2 * inputs.scale[:, :, None] ** 2
         correction = (w * 2 * s * rho2).sum(2).permute(0, 2, 1)  # (B, 4, T)
         return torch.cat([bands[:, :, :1] + correction[:, :, None], bands[:, :, 1:]], 2)

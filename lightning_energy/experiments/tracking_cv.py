@@ -63,12 +63,14 @@ GRID = {"temperature": (0.03, 0.1, None), "delta": (0.15, 0.4), "alpha": (1.0,)}
 def make_task(num_trackers: int, weights: list[float] | None = None, delta: float = 0.3,
               alpha: float = 1.0, adjoint: Callable[[], Adjoint] | None = None,
               network: bool = False, learn_smoothness: bool = True,
-              learn_tracker_weights: bool = True, alternate_every: int = 0) -> TrackerFusionTask:
+              learn_tracker_weights: bool = True, alternate_every: int = 0,
+              weighted_start: bool = True) -> TrackerFusionTask:
     """A fusion task with the given hand-set energy (α = multiplier × (1, 10))."""
     energy = TrackFusionEnergy(num_trackers, alpha=(alpha, 10 * alpha), beta=(1.0, 1.0),
                                kernel=Cauchy(delta, learnable=True), tracker_weights=weights,
                                learn_smoothness=learn_smoothness,
-                               learn_tracker_weights=learn_tracker_weights)
+                               learn_tracker_weights=learn_tracker_weights,
+                               weighted_start=weighted_start)
     layer = EnergyLayer(energy, BandedIRLS(max_steps=30, tol=1e-5),
                         adjoint() if adjoint is not None else BandedImplicitAdjoint(1e-2))
     backbone = TrackerFeatureNet(num_trackers) if network else None
@@ -87,13 +89,15 @@ def task_fuser(task: TrackerFusionTask) -> bl.Fuser:
     return fuse
 
 
-def grid_search(train: TrackingSequences, aucs: np.ndarray) -> tuple[dict, float]:
+def grid_search(train: TrackingSequences, aucs: np.ndarray,
+                weighted_start: bool = True) -> tuple[dict[str, Any], float]:
     """Best grid point of the hand-set energy by success AUC on the training sequences."""
-    best: tuple[dict, float] = ({}, -1.0)
+    best: tuple[dict[str, Any], float] = ({}, -1.0)
     for temperature, delta, alpha in itertools.product(*GRID.values()):
         weights = None if temperature is None else default_tracker_weights(list(aucs),
                                                                            temperature)
-        point = {"weights": weights, "delta": delta, "alpha": alpha}
+        point: dict[str, Any] = {"weights": weights, "delta": delta, "alpha": alpha,
+                 "weighted_start": weighted_start}
         task = make_task(train.num_trackers, **point)
         auc = bl.score_sequences(task_fuser(task), train)["success_auc"]
         if auc > best[1]:
@@ -138,10 +142,10 @@ def run_fold(data: TrackingSequences, fold: int, args: argparse.Namespace) -> di
     aucs = bl.tracker_aucs(train)
     rows = fixed_baselines(train, test, aucs, args.top)
     k = data.num_trackers
-    rows["energy, hand-set (uniform weights)"] = bl.score_sequences(task_fuser(make_task(k)),
-                                                                   test)
+    hand_set = make_task(k, weighted_start=not args.consensus_start)
+    rows["energy, hand-set (uniform weights)"] = bl.score_sequences(task_fuser(hand_set), test)
     start = time.perf_counter()
-    point, train_auc = grid_search(train, aucs)
+    point, train_auc = grid_search(train, aucs, not args.consensus_start)
     rows["energy, grid search on train"] = bl.score_sequences(
         task_fuser(make_task(k, **point)), test)
     rows["energy, grid search on train"]["seconds"] = time.perf_counter() - start
@@ -201,6 +205,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS),
                         choices=[*VARIANTS, *ABLATIONS])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--consensus-start", action="store_true",
+                        help="start the solver at the unweighted consensus (first OTB run)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default=None, help="write per-fold scores as JSON here")
     parser.add_argument("--synthetic-sequences", type=int, default=20)
@@ -216,16 +222,23 @@ def main(argv: Sequence[str] | None = None) -> str:
     start = time.perf_counter()
     data = load(args)
     folds = args.only_folds if args.only_folds is not None else range(args.folds)
-    results = [run_fold(data, fold, args) for fold in folds]
+    results: list[dict[str, dict]] = []
+    for fold in folds:
+        results.append(run_fold(data, fold, args))
+        save(args.out, args, results, time.perf_counter() - start)  # after every fold
     table = format_table(summarise(results))
-    total = time.perf_counter() - start
     print(table)
-    print(f"total {total:.0f} s on {torch.get_num_threads()} thread(s)")
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps({"args": vars(args), "folds": results,
-                                              "seconds": total}, indent=1))
+    print(f"total {time.perf_counter() - start:.0f} s on {torch.get_num_threads()} thread(s)")
     return table
+
+
+def save(out: str | None, args: argparse.Namespace, results: list[dict[str, dict]],
+         seconds: float) -> None:
+    """Write the per-fold scores so far as JSON (nothing when ``out`` is None)."""
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps({"args": vars(args), "folds": results,
+                                         "seconds": seconds}, indent=1))
 
 
 if __name__ == "__main__":

@@ -101,10 +101,11 @@ class TrackerFeatureNet(nn.Module):
                              f"got {num_trackers}, {hidden}, {embedding}, {bound}.")
         self.num_trackers, self.bound, self.width = num_trackers, bound, width
         self.embedding = nn.Embedding(num_trackers, embedding) if embedding else None
+        last = nn.Linear(hidden, 1)
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
         self.mlp = nn.Sequential(nn.Linear(NUM_FEATURES + embedding, hidden), nn.SiLU(),
-                                 nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, 1))
-        nn.init.zeros_(self.mlp[-1].weight)
-        nn.init.zeros_(self.mlp[-1].bias)
+                                 nn.Linear(hidden, hidden), nn.SiLU(), last)
 
     def forward(self, inputs: TrackFusionInputs) -> Tensor:
         """Log-weight offsets ℓ (B, T, K) for fusion inputs with K = ``num_trackers``."""

@@ -59,12 +59,13 @@ class NewtonCG(Solver):
 
     def step(self, problem: Problem, state: SolverState) -> SolverState:  # noqa: D102
         x, mu = state.x, state.damping
+        hvp = problem.linearize(x)
 
         def damped(v: Tensor) -> Tensor:
-            return problem.hvp(x, v) + mu[:, None] * v
+            return hvp(v) + mu[:, None] * v
 
         d, info = conjugate_gradient(damped, -state.grad, self.cg_max_iter, self.cg_rtol)
-        hd = problem.hvp(x, d)
+        hd = hvp(d)
         predicted = 0.5 * (d * hd).sum(-1) + mu * (d * d).sum(-1)
         value, grad = problem.value_and_grad(x + d)
         proposal = SolverState(x + d, value, grad, mu, state.growth, state.num_steps)
@@ -72,9 +73,10 @@ class NewtonCG(Solver):
 
     def update(self, problem: Problem, x: Tensor, damping: Tensor) -> Tensor:  # noqa: D102
         grad = problem.gradient(x)
+        hvp = problem.linearize(x)
 
         def damped(v: Tensor) -> Tensor:
-            return problem.hvp(x, v) + damping[:, None] * v
+            return hvp(v) + damping[:, None] * v
 
         step, _ = conjugate_gradient(damped, -grad, self.cg_max_iter, self.cg_rtol)
         return x + step

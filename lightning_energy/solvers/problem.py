@@ -9,11 +9,12 @@ and one product with a batched tangent gives every sample's Hessian-vector produ
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.func import functional_call, grad_and_value, jvp, vjp, vmap
+from torch.func import functional_call, grad_and_value
 
 from lightning_energy._tree import tree_map
 from lightning_energy.energies.base import Energy, LeastSquaresEnergy
@@ -96,57 +97,91 @@ class Problem:
         """Gradients ∇ₓE (B, n)."""
         return self.value_and_grad(x)[1]
 
+    def linearize(self, x: Tensor) -> Callable[[Tensor], Tensor]:
+        """A batched Hessian-vector product v ↦ H(x) v (B, n) → (B, n) that reuses one graph.
+
+        The gradient's graph is built once; each product is one reverse pass through it with the
+        batched tangent v (reverse-over-reverse, which on CPU costs less than forward mode).
+        Differentiable when gradients are enabled (unrolled differentiation).
+        """
+        track = torch.is_grad_enabled()
+        with torch.enable_grad():
+            z = x if (track and x.requires_grad) else x.detach().requires_grad_(True)
+            (grad,) = torch.autograd.grad(self.value(z).sum(), z, create_graph=True)
+
+        def product(v: Tensor) -> Tensor:
+            with torch.enable_grad():
+                (hv,) = torch.autograd.grad(grad, z, v, retain_graph=True, create_graph=track)
+            return hv
+
+        return product
+
     def hvp(self, x: Tensor, v: Tensor) -> Tensor:
-        """Hessian-vector products H_b v_b (B, n), one forward-over-reverse pass for the batch."""
-        return jvp(self.gradient, (x,), (v,))[1]
+        """One Hessian-vector product H_b v_b (B, n) for the whole batch."""
+        return self.linearize(x)(v)
 
     def hessian(self, x: Tensor) -> Tensor:
-        """Dense Hessians (B, n, n): n batched Hessian-vector products under ``vmap``."""
-        n = x.shape[1]
-        basis = torch.eye(n, dtype=x.dtype, device=x.device)[:, None, :].expand(n, *x.shape)
-        columns = vmap(lambda t: self.hvp(x, t))(basis)  # (n, B, n): column i of every H_b
-        return columns.permute(1, 2, 0)
+        """Dense Hessians (B, n, n): n Hessian-vector products with batched one-hot tangents."""
+        return self.value_grad_hessian(x)[2]
+
+    def value_grad_hessian(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Energies (B,), gradients (B, n) and dense Hessians (B, n, n).
+
+        Column i of every sample's Hessian comes from one reverse pass with the tangent e_i
+        broadcast over the batch (the B problems are independent), so the cost is n products for
+        the whole batch, never B·n.
+        """
+        track = torch.is_grad_enabled()
+        with torch.enable_grad():
+            z = x if (track and x.requires_grad) else x.detach().requires_grad_(True)
+            values = self.value(z)
+            (grad,) = torch.autograd.grad(values.sum(), z, create_graph=True)
+            eye = torch.eye(x.shape[1], dtype=x.dtype, device=x.device)
+            columns = [
+                torch.autograd.grad(grad, z, eye[i].expand_as(grad), retain_graph=True,
+                                    create_graph=track)[0]
+                for i in range(x.shape[1])
+            ]
+        hess = torch.stack(columns, dim=-1)
+        if not track:
+            return values.detach(), grad.detach(), hess
+        return values, grad, hess
 
     def _call_method(self, method: str, *args: Any) -> Tensor:
         view = _MethodView(self.energy, method)
         params = {f"energy.{k}": v for k, v in self.params.items()}
         return functional_call(view, params, args)
 
-    def value_grad_hessian(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Energies (B,), gradients (B, n) and dense Hessians (B, n, n) in one batched pass."""
-
-        def grad_fn(z: Tensor) -> tuple[Tensor, Tensor]:
-            grad, (_, values) = grad_and_value(self._summed, has_aux=True)(z)
-            return grad, values
-
-        def column(t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-            grad, hcol, values = jvp(grad_fn, (x,), (t,), has_aux=True)
-            return hcol, grad, values
-
-        n = x.shape[1]
-        basis = torch.eye(n, dtype=x.dtype, device=x.device)[:, None, :].expand(n, *x.shape)
-        columns, grad, values = vmap(column, out_dims=(0, None, None))(basis)
-        return values, grad, columns.permute(1, 2, 0)
-
     def residuals(self, x: Tensor) -> Tensor:
         """Residuals (B, m) of a :class:`LeastSquaresEnergy`."""
         return self._call_method("residuals", self._unflatten(x), self.inputs)
 
     def jacobian(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Residuals (B, m) and their Jacobians (B, m, n).
+        """Residuals (B, m) and their Jacobians (B, m, n), batched over the B problems.
 
-        Forward mode (n passes) when m ≥ n, reverse mode (m passes) otherwise.
+        With m ≥ n, n Jacobian-vector products (each a reverse pass through the residuals'
+        backward graph with a one-hot tangent broadcast over the batch); otherwise m
+        vector-Jacobian products. Differentiable when gradients are enabled.
         """
-        r = self.residuals(x)
-        n, m = x.shape[1], r.shape[1]
-        if m >= n:
-            basis = torch.eye(n, dtype=x.dtype, device=x.device)[:, None, :].expand(n, *x.shape)
-            cols = vmap(lambda t: jvp(self.residuals, (x,), (t,))[1])(basis)  # (n, B, m)
-            return r, cols.permute(1, 2, 0)
-        _, pullback = vjp(self.residuals, x)
-        basis = torch.eye(m, dtype=x.dtype, device=x.device)[:, None, :].expand(m, *r.shape)
-        rows = vmap(lambda t: pullback(t)[0])(basis)  # (m, B, n)
-        return r, rows.permute(1, 0, 2)
+        track = torch.is_grad_enabled()
+        with torch.enable_grad():
+            z = x if (track and x.requires_grad) else x.detach().requires_grad_(True)
+            r = self.residuals(z)
+            n, m = x.shape[1], r.shape[1]
+            if m >= n:
+                dummy = torch.zeros_like(r, requires_grad=True)
+                (pullback,) = torch.autograd.grad(r, z, dummy, create_graph=True)
+                eye = torch.eye(n, dtype=x.dtype, device=x.device)
+                parts = [torch.autograd.grad(pullback, dummy, eye[i].expand_as(pullback),
+                                             retain_graph=True, create_graph=track)[0]
+                         for i in range(n)]
+                jac = torch.stack(parts, dim=-1)
+            else:
+                eye = torch.eye(m, dtype=x.dtype, device=x.device)
+                parts = [torch.autograd.grad(r, z, eye[i].expand_as(r), retain_graph=True,
+                                             create_graph=track)[0] for i in range(m)]
+                jac = torch.stack(parts, dim=1)
+        return (r, jac) if track else (r.detach(), jac.detach())
 
     def gauss_newton(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Energies (B,), gradients (B, n) and Gauss–Newton matrices JᵀWJ (B, n, n).

@@ -11,6 +11,7 @@ from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 from torchmetrics import MetricCollection
 
+from lightning_energy._tree import tree_leaves
 from lightning_energy.layer import EnergyLayer
 from lightning_energy.solvers.solution import Solution
 
@@ -94,10 +95,16 @@ class EnergyTask(pl.LightningModule, ABC):
         return {}
 
     def batch_size(self, batch: Any) -> int:
-        """Number of samples in a batch (for logging weights)."""
-        if isinstance(batch, Tensor):
-            return int(batch.shape[0])
-        return int(getattr(batch, "batch_size", None) or len(batch))
+        """Number of samples in a batch, for logging weights.
+
+        A ``batch_size`` attribute if the batch has one, else the leading dimension of its first
+        tensor.
+        """
+        size = getattr(batch, "batch_size", None)
+        if isinstance(size, int):
+            return size
+        leaves = tree_leaves(batch)
+        return int(leaves[0].shape[0]) if leaves and leaves[0].dim() else 1
 
     def forward(self, batch: Any) -> Solution:
         """Solve the energy for a batch."""

@@ -68,6 +68,3 @@ class RobustMeanTask(EnergyTask):
         return {"energy": (solution.x[:, 0] - location).abs(),
                 "sample median": (points.median(-1).values - location).abs(),
                 "sample mean": (points.mean(-1) - location).abs()}
-
-    def batch_size(self, batch: dict[str, Tensor]) -> int:  # noqa: D102
-        return int(batch["points"].shape[0])

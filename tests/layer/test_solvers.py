@@ -80,3 +80,23 @@ def test_newton_cg_handles_thousands_of_variables():
     assert bool(sol.converged.all())
     residual = sol.x @ energy.matrix().detach().T - energy.b.detach() - c
     assert float(residual.norm()) < 1e-6
+
+
+@pytest.mark.parametrize(("n", "m"), [(4, 9), (5, 3)])
+def test_problem_jacobian_and_hessian_match_autograd_functional(n, m):
+    from tests.helpers import LinearResiduals
+
+    energy = LinearResiduals(n, m).double()
+    energy.kernel = le.robust.Cauchy(0.7)
+    c = torch.randn(3, m, dtype=torch.float64)
+    x = torch.randn(3, n, dtype=torch.float64)
+    problem = Problem(energy, c, (n,))
+    _, jac = problem.jacobian(x)
+    hess = problem.hessian(x)
+    for b in range(3):
+        ref_j = torch.autograd.functional.jacobian(
+            lambda z, b=b: energy.residuals(z[None], c[b : b + 1])[0], x[b])
+        ref_h = torch.autograd.functional.hessian(
+            lambda z, b=b: energy(z[None], c[b : b + 1])[0], x[b])
+        assert torch.allclose(jac[b], ref_j, atol=1e-12)
+        assert torch.allclose(hess[b], ref_h, atol=1e-10)

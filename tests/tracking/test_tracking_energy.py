@@ -9,6 +9,7 @@ from lightning_energy.energies.tracking import (
     TrackFusionInputs,
     consensus_boxes,
     fusion_inputs,
+    weighted_median,
 )
 from lightning_energy.energies.tracking_solvers import (
     BandedImplicitAdjoint,
@@ -137,3 +138,18 @@ def test_banded_adjoint_gradient_matches_finite_differences():
     g1 = torch.autograd.grad(x1.sum(), energy.log_alpha)[0]
     g2 = torch.autograd.grad(x2.sum(), energy.log_alpha)[0]
     assert torch.allclose(g1, g2, rtol=1e-6, atol=1e-9)
+
+
+def test_weighted_median_and_weighted_start():
+    values = torch.tensor([[[[1.0], [2.0], [10.0]]]])  # (B=1, T=1, K=3, C=1)
+    weights = torch.tensor([[[1.0, 1.0, 1.0]]])
+    assert weighted_median(values, weights).item() == 2.0
+    weights = torch.tensor([[[0.1, 0.1, 5.0]]])
+    assert weighted_median(values, weights).item() == 10.0
+    _, inputs, _ = _inputs(trackers=4)
+    energy = TrackFusionEnergy(4, tracker_weights=[100.0, 1e-3, 1e-3, 1e-3])
+    start = energy.initial_solution(inputs)
+    tracker0 = torch.where(inputs.mask[..., :1, None], inputs.obs[:, :, :1], start[:, :, None])
+    assert torch.allclose(start, tracker0[:, :, 0])
+    consensus = TrackFusionEnergy(4, weighted_start=False).initial_solution(inputs)
+    assert torch.equal(consensus, inputs.reference)
