@@ -33,6 +33,8 @@ class SolverState:
         growth: Factor by which μ grows on the next rejected step (B,).
         num_steps: Steps taken (B,).
         curvature: Cached curvature at ``x`` (dense solvers: (B, n, n)); ``None`` otherwise.
+        indefinite: Whether the last step's damped system was not positive definite (B,);
+            ``None`` for solvers without one.
     """
 
     x: Tensor
@@ -42,6 +44,7 @@ class SolverState:
     growth: Tensor
     num_steps: Tensor
     curvature: Tensor | None = None
+    indefinite: Tensor | None = None
 
     @property
     def grad_norm(self) -> Tensor:
@@ -130,6 +133,8 @@ class Solver(ABC):
         finite = torch.isfinite(state.value) & torch.isfinite(state.grad).all(-1)
         status = torch.full_like(state.num_steps, int(SolverStatus.MAX_STEPS))
         status = torch.where(state.damping > self.max_damping, int(SolverStatus.STALLED), status)
+        if state.indefinite is not None:
+            status = torch.where(state.indefinite, int(SolverStatus.NOT_POSITIVE_DEFINITE), status)
         status = torch.where(state.grad_norm <= self.tol, int(SolverStatus.CONVERGED), status)
         return torch.where(finite, status, int(SolverStatus.NONFINITE))
 

@@ -91,6 +91,7 @@ class MultiStart(Solver):
             damping=state.damping[index], growth=state.growth[index],
             num_steps=state.num_steps[index],
             curvature=None if state.curvature is None else state.curvature[index],
+            indefinite=None if state.indefinite is None else state.indefinite[index],
         )
 
     def status(self, state: SolverState) -> Tensor:  # noqa: D102

@@ -55,6 +55,7 @@ class NewtonCG(Solver):
         return SolverState(
             x=x, value=value, grad=grad, damping=damping, growth=torch.full_like(value, 2.0),
             num_steps=torch.zeros(x.shape[0], dtype=torch.long, device=x.device),
+            indefinite=torch.zeros_like(value, dtype=torch.bool),
         )
 
     def step(self, problem: Problem, state: SolverState) -> SolverState:  # noqa: D102

@@ -22,7 +22,8 @@ class SolverStatus(enum.IntEnum):
     STALLED = 3
     """No step could be accepted: the damping grew past its ceiling (often a non-smooth point)."""
     NOT_POSITIVE_DEFINITE = 4
-    """The damped Hessian could not be factorised even after every fallback."""
+    """The step budget ran out while the damped Hessian H + μI was still not positive definite
+    (the damping had not yet grown past H's most negative eigenvalue)."""
 
 
 @dataclass

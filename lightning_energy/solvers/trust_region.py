@@ -47,7 +47,9 @@ def gain_ratio_update(
         x=state.x, value=state.value, grad=state.grad, damping=state.damping * state.growth,
         growth=state.growth * 2, num_steps=state.num_steps, curvature=state.curvature,
     )
-    return rejected.where(accept, proposal)
+    result = rejected.where(accept, proposal)
+    result.indefinite = ~ok
+    return result
 
 
 class DenseTrustRegion(Solver):
@@ -88,7 +90,7 @@ class DenseTrustRegion(Solver):
         return SolverState(
             x=x, value=value, grad=grad, damping=damping, growth=torch.full_like(value, 2.0),
             num_steps=torch.zeros(x.shape[0], dtype=torch.long, device=x.device),
-            curvature=curvature,
+            curvature=curvature, indefinite=torch.zeros_like(value, dtype=torch.bool),
         )
 
     def step(self, problem: Problem, state: SolverState) -> SolverState:  # noqa: D102

@@ -100,3 +100,17 @@ def test_problem_jacobian_and_hessian_match_autograd_functional(n, m):
             lambda z, b=b: energy(z[None], c[b : b + 1])[0], x[b])
         assert torch.allclose(jac[b], ref_j, atol=1e-12)
         assert torch.allclose(hess[b], ref_h, atol=1e-10)
+
+
+def test_status_not_positive_definite_when_steps_run_out_on_a_negative_curvature():
+    from tests.helpers import DoubleWell
+
+    energy = DoubleWell().double()
+    inputs = torch.zeros(1, 1, dtype=torch.float64)
+    problem = Problem(energy, inputs, (1,))
+    x0 = torch.tensor([[0.01]], dtype=torch.float64)  # H ≈ −4: tiny initial damping fails
+    sol = le.Newton(max_steps=1).solve(problem, x0)
+    assert sol.status.tolist() == [le.SolverStatus.NOT_POSITIVE_DEFINITE]
+    sol = le.Newton(max_steps=100, tol=1e-10).solve(problem, x0)
+    assert sol.status.tolist() == [le.SolverStatus.CONVERGED]
+    assert abs(abs(float(sol.x)) - 1.0) < 1e-8
