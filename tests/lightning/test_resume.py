@@ -18,7 +18,10 @@ def fit(root, epochs, *extra):
 def test_resume_is_exact(tmp_path):
     straight = torch.load(str(_last(fit(tmp_path / "a", 4))), weights_only=False)
     fit(tmp_path / "b", 2)
-    resumed_cli = fit(tmp_path / "b", 4, "--ckpt_path", "last")
+    # With a logger on, the checkpoint folder must still be found (wandb gives each run a new id).
+    with_logger = ["--trainer.logger", "lightning_energy.loggers.OfflineFirstWandbLogger",
+                   "--trainer.logger.save_dir", str(tmp_path / "runs")]
+    resumed_cli = fit(tmp_path / "b", 4, "--ckpt_path", "last", *with_logger)
     resumed = torch.load(str(_last(resumed_cli)), weights_only=False)
     assert resumed["global_step"] == straight["global_step"] == 12
     assert resumed["epoch"] == straight["epoch"]

@@ -23,7 +23,10 @@ def test_recipe_fits_and_tests(recipe, tmp_path, monkeypatch):
         pytest.skip(f"real data absent: {err}")
     assert cli.trainer.global_step > 0
     ckpt = str(tmp_path / "checkpoints" / "last.ckpt")
-    run_cli(["test", *common, "--ckpt_path", ckpt])
+    tested = run_cli(["test", *common, "--ckpt_path", ckpt])
+    assert any(key.startswith("test/") for key in tested.trainer.callback_metrics)
+    predicted = run_cli(["predict", *common, "--ckpt_path", ckpt])
+    assert predicted.trainer.predict_loop.predictions
 
 
 @pytest.mark.parametrize("overlay", sorted((REPO / "recipes" / "trainer").glob("*.yaml")),
