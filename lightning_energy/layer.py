@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from lightning_energy._tree import tree_leaves
+from lightning_energy._tree import tree_leaves, tree_map
 from lightning_energy.adjoints.base import Adjoint
 from lightning_energy.adjoints.implicit import ImplicitAdjoint
 from lightning_energy.energies.base import Energy, LeastSquaresEnergy
@@ -123,6 +123,12 @@ class EnergyLayer(nn.Module):
             A :class:`Solution`; ``x`` (B, *shape) is differentiable w.r.t. the energy
             parameters and every floating input tensor that requires grad.
         """
+        if torch.is_inference_mode_enabled():
+            # The inner solve needs autograd for gradients and Hessians, which inference mode
+            # forbids; leave it, and copy inference tensors so autograd may use them.
+            with torch.inference_mode(False), torch.no_grad():
+                inputs = tree_map(torch.clone, inputs)
+                return self.forward(inputs, None if x0 is None else x0.clone())
         batch = check_inputs(inputs)
         x0 = self.energy.initial_solution(inputs) if x0 is None else x0
         self._check_x0(x0, batch, self.energy.solution_shape)

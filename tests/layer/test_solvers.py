@@ -114,3 +114,12 @@ def test_status_not_positive_definite_when_steps_run_out_on_a_negative_curvature
     sol = le.Newton(max_steps=100, tol=1e-10).solve(problem, x0)
     assert sol.status.tolist() == [le.SolverStatus.CONVERGED]
     assert abs(abs(float(sol.x)) - 1.0) < 1e-8
+
+
+def test_layer_works_under_inference_mode():
+    energy = le.QuadraticEnergy(3).double()
+    c = torch.randn(4, 3, dtype=torch.float64)
+    with torch.inference_mode():
+        sol = le.argmin(energy, c, solver=le.Newton(tol=1e-10))
+    assert bool(sol.converged.all())
+    assert torch.allclose(sol.x, energy.closed_form(c).detach(), atol=1e-8)
