@@ -50,6 +50,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats (median)")
     parser.add_argument("--reference-batch", type=int, default=4,
                         help="samples the per-sample reference runs on (0 skips it)")
+    parser.add_argument("--chunk-size", type=int, default=None,
+                        help="solve the batch in chunks of this many samples")
     parser.add_argument("--format", choices=["table", "json"], default="table")
     return parser
 
@@ -113,7 +115,8 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # tol=0: every solve "did not converge"
         for name, hessian, adjoint, solver in adjoint_rows(args.steps):
-            layer = EnergyLayer(energy, solver, adjoint, nonconverged="warn")
+            layer = EnergyLayer(energy, solver, adjoint, nonconverged="warn",
+                                chunk_size=args.chunk_size)
             fwd, bwd, mem = _measure(layer, inputs, device, args.repeats)
             records.append({"adjoint": name, "hessian": hessian, "solver": type(solver).__name__,
                             "batch_size": args.batch_size, **common, "forward_ms": fwd,
