@@ -97,11 +97,13 @@ def grid_search(train: TrackingSequences, aucs: np.ndarray,
         weights = None if temperature is None else default_tracker_weights(list(aucs),
                                                                            temperature)
         point: dict[str, Any] = {"weights": weights, "delta": delta, "alpha": alpha,
-                 "weighted_start": weighted_start}
+                                 "weighted_start": weighted_start}
         task = make_task(train.num_trackers, **point)
         auc = bl.score_sequences(task_fuser(task), train)["success_auc"]
         if auc > best[1]:
             best = (point, auc)
+            print(f"  grid: temperature={temperature}, δ={delta}, α×{alpha}: train AUC "
+                  f"{auc:.3f} (best so far)", flush=True)
     return best
 
 
@@ -149,8 +151,8 @@ def run_fold(data: TrackingSequences, fold: int, args: argparse.Namespace) -> di
     rows["energy, grid search on train"] = bl.score_sequences(
         task_fuser(make_task(k, **point)), test)
     rows["energy, grid search on train"]["seconds"] = time.perf_counter() - start
-    print(f"fold {fold}: grid winner {point['delta']=}, {point['alpha']=}, "
-          f"weighted={point['weights'] is not None}, train AUC {train_auc:.3f}", flush=True)
+    print(f"fold {fold}: grid winner δ={point['delta']}, α×{point['alpha']}, "
+          f"AUC weights={point['weights'] is not None}, train AUC {train_auc:.3f}", flush=True)
     for name in args.variants:
         options = {"network": True, **VARIANTS.get(name, ABLATIONS.get(name, {}))}
         task = make_task(k, **point, **options)

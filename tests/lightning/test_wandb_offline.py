@@ -1,32 +1,38 @@
-"""With no credentials, runs log offline to a local wandb run holding metrics and config."""
+"""With no credentials, a CLI run logs offline to a local wandb run with metrics and config."""
 
-import logging
+import os
+import subprocess
+import sys
 
-from lightning_energy.cli import run_cli
-from lightning_energy.loggers import OfflineFirstWandbLogger, wandb_credentials_available
-from tests.lightning.conftest import TOY
+from lightning_energy.loggers import wandb_credentials_available
+from tests.lightning.conftest import REPO, TOY
 
 
 def test_no_credentials_detected():
     assert not wandb_credentials_available()
 
 
-def test_offline_run_has_metrics_config_and_energy_parameters(tmp_path, caplog):
-    with caplog.at_level(logging.WARNING):
-        cli = run_cli(["fit", "--config", TOY, "--trainer.default_root_dir", str(tmp_path),
-                       "--trainer.logger.init_args.save_dir", str(tmp_path / "runs"),
-                       "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "3",
-                       "--trainer.log_every_n_steps", "1", "--trainer.enable_progress_bar",
-                       "false", "--data.init_args.num_val", "128"])
-    logger = cli.trainer.logger
-    assert isinstance(logger, OfflineFirstWandbLogger)
-    assert "logging offline" in caplog.text
-    import wandb
-
-    wandb.finish()  # the process exit does this for a CLI run
-    runs = list((tmp_path / "runs" / "wandb").glob("offline-run-*/run-*.wandb"))
-    assert len(runs) == 1
-    blob = runs[0].read_bytes()
+def test_offline_run_has_metrics_config_energy_parameters_and_model(tmp_path):
+    runs = tmp_path / "runs"
+    cmd = [sys.executable, "-m", "lightning_energy", "fit", "--config", TOY,
+           "--trainer.default_root_dir", str(tmp_path),
+           "--trainer.logger.init_args.save_dir", str(runs),
+           "--trainer.logger.init_args.log_model", "true",
+           "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "3",
+           "--trainer.log_every_n_steps", "1", "--trainer.enable_progress_bar", "false",
+           "--data.init_args.num_val", "128"]
+    env = {k: v for k, v in os.environ.items() if k not in ("WANDB_API_KEY", "WANDB_MODE")}
+    env.update(NETRC=str(tmp_path / "no-netrc"), PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    result = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "logging offline" in result.stderr
+    files = list((runs / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(files) == 1
+    blob = files[0].read_bytes()
     for key in (b"val/loss", b"val/abs_error", b"val/solver/converged", b"train/solver/damping",
                 b"energy/bandwidth", b"RobustMeanTask"):
         assert key in blob, key
+    # log_model=True offline: the checkpoint is recorded as a model artifact of the run.
+    assert b"model-" in blob
+    assert b"last.ckpt" in blob
