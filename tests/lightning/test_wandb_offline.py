@@ -21,7 +21,8 @@ def test_offline_run_has_metrics_config_energy_parameters_and_model(tmp_path):
            "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "3",
            "--trainer.log_every_n_steps", "1", "--trainer.enable_progress_bar", "false",
            "--data.init_args.num_val", "128"]
-    env = {k: v for k, v in os.environ.items() if k not in ("WANDB_API_KEY", "WANDB_MODE")}
+    # A fresh machine: no credentials, no mode, and no wandb service inherited from this process.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
     env.update(NETRC=str(tmp_path / "no-netrc"), PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
     result = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True,
                             timeout=300)
