@@ -13,8 +13,9 @@ class BaselineReport(Callback):
     """Evaluate the task's ``baseline_errors`` on the validation set before and after ``fit``.
 
     Prints (rank 0) a table with the untrained energy, the trained energy and every baseline the
-    task reports, and logs the final values as ``report/{name}``. Means are reduced over all
-    processes, so the figures cover the whole validation set under DDP.
+    task reports, and logs the final values as ``report/{name}``. The trainer's
+    ``limit_val_batches`` applies; the batches are shared out over the processes and the means
+    reduced over all of them.
     """
 
     def __init__(self) -> None:
@@ -55,7 +56,11 @@ class BaselineReport(Callback):
         sums: dict[str, Tensor] = {}
         count = torch.zeros((), device=pl_module.device, dtype=torch.float64)
         rank, world = trainer.global_rank, trainer.world_size
-        for index, batch in enumerate(datamodule.val_dataloader()):
+        loader = datamodule.val_dataloader()
+        limit = _batch_limit(trainer.limit_val_batches, len(loader))
+        for index, batch in enumerate(loader):
+            if index >= limit:
+                break
             if index % world != rank:  # each process evaluates its share of the batches
                 continue
             batch = pl_module.transfer_batch_to_device(batch, pl_module.device, 0)
@@ -71,3 +76,12 @@ class BaselineReport(Callback):
                 for k, v in sums.items()}
 
 
+
+
+def _batch_limit(limit: int | float | None, available: int) -> int:
+    """Batches to evaluate under Lightning's ``limit_val_batches`` convention."""
+    if limit is None:
+        return available
+    if isinstance(limit, int):
+        return min(limit, available)
+    return available if limit >= 1.0 else int(limit * available)

@@ -141,9 +141,10 @@ def baselines(args: argparse.Namespace, train_set: PoseArrays, val_set: PoseArra
     (lam, delta), _ = grid_search(
         lambda lam, delta: predictor(task_for(make_energy(args, prior_weight=lam,
                                                           kernel_scale=delta))), val_set)
-    evaluate(f"grid search (λ={lam:g}, δ={delta:g})",
+    evaluate("grid search (λ, δ on validation)",
              predictor(task_for(make_energy(args, prior_weight=lam, kernel_scale=delta))),
-             test_set, out, {"train_seconds": time.perf_counter() - start})
+             test_set, out, {"train_seconds": time.perf_counter() - start, "lambda": lam,
+                             "delta": delta})
     evaluate("λ_prior = 0", predictor(task_for(make_energy(args, prior_weight=0.0))), test_set,
              out)
 

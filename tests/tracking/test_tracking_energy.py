@@ -39,17 +39,25 @@ def test_frame_round_trip():
     assert torch.allclose(boxes, batch.target, atol=1e-3)
 
 
-@pytest.mark.parametrize("learn", [True, False])
-def test_energy_gradients_match_finite_differences(learn: bool):
+def test_energy_gradients_match_finite_differences():
     _, inputs, _ = _inputs(length=8, trackers=3)
     inputs.logit = 0.3 * torch.randn(inputs.mask.shape)
     inputs.mask[0, 2, 1] = False
-    energy = TrackFusionEnergy(3, kernel=le.robust.Cauchy(0.4, learnable=True),
-                               learn_smoothness=learn, learn_tracker_weights=True)
+    energy = TrackFusionEnergy(3, kernel=le.robust.Cauchy(0.4, learnable=True))
     report = check_energy(energy, inputs, tol=1e-5)
     assert report.grad_norm < 1e-8
     assert report.param_error < 1e-5
     assert report.input_error < 1e-5
+
+
+def test_ablation_switches_freeze_parameter_groups():
+    energy = TrackFusionEnergy(3, kernel=le.robust.Cauchy(0.4, learnable=True),
+                               learn_smoothness=False, learn_tracker_weights=True)
+    frozen = {n for n, p in energy.named_parameters() if not p.requires_grad}
+    assert frozen == {"log_alpha", "log_beta", "robust.log_scale"}
+    energy = TrackFusionEnergy(3, learn_tracker_weights=False)
+    assert not energy.log_tracker_weight.requires_grad
+    assert energy.log_alpha.requires_grad
 
 
 def test_banded_irls_matches_levenberg_marquardt():
