@@ -41,11 +41,12 @@ def test_non_finite_inputs():
 
 
 def test_least_squares_solver_rejects_plain_energy_at_construction():
-    with pytest.raises(le.IncompatibleSolverError, match="LevenbergMarquardt needs a "
-                       "LeastSquaresEnergy.*got QuadraticEnergy"):
+    with pytest.raises(le.IncompatibleSolverError, match=r"LevenbergMarquardt needs a "
+                       r"LeastSquaresEnergy.*got QuadraticEnergy"):
         le.EnergyLayer(le.QuadraticEnergy(3), le.LevenbergMarquardt())
     with pytest.raises(le.IncompatibleSolverError, match="gauss_newton"):
-        le.EnergyLayer(le.QuadraticEnergy(3), le.Newton(), le.ImplicitAdjoint(hessian="gauss_newton"))
+        le.EnergyLayer(le.QuadraticEnergy(3), le.Newton(),
+                       le.ImplicitAdjoint(hessian="gauss_newton"))
     le.EnergyLayer(RobustLineFit(5), le.GaussNewton())  # accepted
 
 
@@ -73,7 +74,8 @@ def test_nonconverged_mask_zeroes_gradient_and_counts():
     assert int(sol.diagnostics["masked"]) == 1
     assert sol.status.tolist() == [le.SolverStatus.CONVERGED, le.SolverStatus.MAX_STEPS]
     (g,) = torch.autograd.grad(sol.x.sum(), inputs)
-    assert g[1].item() == 0.0 and g[0].item() != 0.0
+    assert g[1].item() == 0.0
+    assert g[0].item() != 0.0
 
 
 def test_nonconverged_warn_and_raise():

@@ -55,10 +55,12 @@ def test_solve_dtype_policy_float64_for_float32_caller():
     energy = le.QuadraticEnergy(3)
     c = torch.randn(4, 3, requires_grad=True)
     sol = le.argmin(energy, c, solver=le.Newton(tol=1e-12, dtype="float64"))
-    assert sol.x.dtype == torch.float32 and sol.value.dtype == torch.float64
+    assert sol.x.dtype == torch.float32
+    assert sol.value.dtype == torch.float64
     assert bool(sol.converged.all())  # tol 1e-12 is reachable only in float64
     (g,) = torch.autograd.grad(sol.x.sum(), c)
-    assert g.dtype == torch.float32 and bool(torch.isfinite(g).all())
+    assert g.dtype == torch.float32
+    assert bool(torch.isfinite(g).all())
 
 
 def test_multistart_keeps_lowest_energy():

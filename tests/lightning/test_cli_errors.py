@@ -11,7 +11,8 @@ def test_misspelt_class_path(tmp_path, capsys):
         run_cli(["fit", "--config", TOY, "--config", CPU_DEBUG,
                  "--model.init_args.layer.init_args.solver", "lightning_energy.Newtn"])
     err = capsys.readouterr().err
-    assert "solver" in err and "Newtn" in err
+    assert "solver" in err
+    assert "Newtn" in err
 
 
 def test_energy_solver_mismatch(tmp_path):
