@@ -18,9 +18,17 @@ from pytorch_lightning.cli import LightningCLI, SaveConfigCallback
 
 # Imported so that short class names resolve in recipes.
 import lightning_energy
+import lightning_energy.data.pose_datamodule
 import lightning_energy.data.toy
+import lightning_energy.data.tracking_datamodule
+import lightning_energy.energies.pose
+import lightning_energy.energies.tracking
+import lightning_energy.energies.tracking_solvers
 import lightning_energy.networks
-import lightning_energy.tasks.toy  # noqa: F401
+import lightning_energy.networks.tracker
+import lightning_energy.tasks.pose
+import lightning_energy.tasks.toy
+import lightning_energy.tasks.tracking  # noqa: F401
 from lightning_energy.callbacks import BaselineReport, EnergyParameterMonitor, SolverDiagnostics
 from lightning_energy.callbacks.checkpoint import RunCheckpoint
 from lightning_energy.errors import IncompatibleSolverError
