@@ -103,6 +103,7 @@ class ImplicitAdjoint(Adjoint):
             keep = solution.converged if mask_nonconverged else torch.ones_like(solution.converged)
             context = _Context(self, energy, inputs, shape, solver.dtype, keep, solution)
             flat = _ImplicitArgmin.apply(context, flat, *live)
+        solution.curvature = None  # autograd holds it when a backward pass will need it
         solution.x = flat.reshape(solution.x.shape)
         return solution
 
@@ -190,18 +191,20 @@ class _ImplicitArgmin(torch.autograd.Function):
     def forward(ctx: Any, context: _Context, x: Tensor, *live: Tensor) -> Tensor:
         ctx.context = context
         ctx.num_live = len(live)
-        ctx.save_for_backward(x)
+        curvature = context.solution.curvature
+        ctx.save_for_backward(x, *([] if curvature is None else [curvature]))
+        context.solution.curvature = None  # held by autograd until backward, not twice
         return x.clone()
 
     @staticmethod
     def backward(ctx: Any, grad_x: Tensor) -> tuple[Tensor | None, ...]:
         c: _Context = ctx.context
-        (x,) = ctx.saved_tensors
+        x, *curvature = ctx.saved_tensors
         x = x.detach()  # re-entering autograd through the saved output would recurse
         rhs = torch.where(c.keep[:, None], grad_x.to(x.dtype), 0)
         frozen = Problem(c.energy, c.inputs, c.shape, c.dtype, detach=True)
         with torch.no_grad():
-            v, stats = c.adjoint.damped_solve(frozen, x, rhs, c.solution.curvature)
+            v, stats = c.adjoint.damped_solve(frozen, x, rhs, curvature[0] if curvature else None)
         with torch.enable_grad():
             live_problem = Problem(c.energy, c.inputs, c.shape, c.dtype, detach=False)
             _, directional = jvp(lambda z: live_problem.value(z).sum(), (x,), (-v,))

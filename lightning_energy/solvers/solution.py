@@ -41,8 +41,9 @@ class Solution:
         diagnostics: Extra scalars filled in by the layer and the adjoint (masked-sample count,
             backward damping, linear-solve fallbacks). The adjoint writes into it during the
             backward pass, so read it after ``loss.backward()``.
-        curvature: The solver's last curvature matrices at ``x`` (B, n, n), kept so that an
-            implicit adjoint using the same kind of Hessian need not recompute it; ``None`` for
+        curvature: The solver's last curvature matrices at ``x`` (B, n, n), handed to an implicit
+            adjoint using the same kind of Hessian so that the backward pass need not recompute
+            it (the adjoint keeps it with the autograd graph and clears this field); ``None`` for
             matrix-free solvers.
         curvature_kind: ``"exact"`` or ``"gauss_newton"`` for ``curvature``, else ``None``.
     """
