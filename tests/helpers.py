@@ -23,7 +23,7 @@ class RobustLineFit(le.LeastSquaresEnergy):
         return self.point_weights.to(x.dtype) * (y - pred)
 
     def initial_solution(self, inputs: tuple[Tensor, Tensor]) -> Tensor:
-        return torch.zeros(inputs[0].shape[0], 2, dtype=inputs[0].dtype)
+        return torch.zeros(inputs[0].shape[0], 2, dtype=inputs[0].dtype, device=inputs[0].device)
 
 
 class CoupledLogCosh(le.Energy):
@@ -43,7 +43,8 @@ class CoupledLogCosh(le.Energy):
         return quad + (z.abs() + torch.log1p(torch.exp(-2 * z.abs())) - 0.6931471805599453).sum(-1)
 
     def initial_solution(self, inputs: Tensor) -> Tensor:
-        return torch.zeros(inputs.shape[0], self.factor.shape[0], dtype=inputs.dtype)
+        return torch.zeros(inputs.shape[0], self.factor.shape[0], dtype=inputs.dtype,
+                           device=inputs.device)
 
 
 class LinearResiduals(le.LeastSquaresEnergy):
@@ -59,7 +60,8 @@ class LinearResiduals(le.LeastSquaresEnergy):
         return x @ self.a.to(x.dtype).T - inputs
 
     def initial_solution(self, inputs: Tensor) -> Tensor:
-        return torch.zeros(inputs.shape[0], self.a.shape[1], dtype=inputs.dtype)
+        return torch.zeros(inputs.shape[0], self.a.shape[1], dtype=inputs.dtype,
+                           device=inputs.device)
 
 
 class DoubleWell(le.Energy):

@@ -55,16 +55,19 @@ class PoseLikeEnergy(LeastSquaresEnergy):
         return torch.cat([reproj.flatten(1), prior], dim=1)
 
     def initial_solution(self, inputs: Tensor) -> Tensor:  # noqa: D102
-        return torch.zeros(inputs.shape[0], self.num_bases + 5, dtype=inputs.dtype)
+        return inputs.new_zeros(inputs.shape[0], self.num_bases + 5)
 
     def sample_inputs(self, batch: int, noise: float = 0.05, seed: int = 1) -> Tensor:
-        """Observations (B, C, J, 2) of random poses with Gaussian noise and 5% gross outliers."""
+        """Observations (B, C, J, 2) of random poses with Gaussian noise and 5% gross outliers.
+
+        Drawn on the CPU (the same numbers on every device), returned on the energy's device.
+        """
         gen = torch.Generator().manual_seed(seed)
-        dtype = self.mean.dtype
+        dtype, device = self.mean.dtype, self.mean.device
         x = 0.5 * torch.randn(batch, self.num_bases + 5, generator=gen, dtype=dtype)
         x[:, self.num_bases + 1] = 0.1 * x[:, self.num_bases + 1]
         with torch.no_grad():
-            proj = torch.einsum("cuv,bjv->bcju", self.cameras, self.points(x))
+            proj = torch.einsum("cuv,bjv->bcju", self.cameras, self.points(x.to(device))).cpu()
         obs = proj + noise * torch.randn(proj.shape, generator=gen, dtype=dtype)
         outliers = torch.rand(proj.shape[:-1], generator=gen) < 0.05
-        return torch.where(outliers[..., None], obs + 2.0, obs)
+        return torch.where(outliers[..., None], obs + 2.0, obs).to(device)

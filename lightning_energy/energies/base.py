@@ -30,7 +30,7 @@ class Energy(nn.Module, ABC):
         ...     def forward(self, x, inputs):  # x: (B, 1), inputs: (B, P)
         ...         return 0.5 * ((x - inputs) ** 2).sum(-1)
         ...     def initial_solution(self, inputs):
-        ...         return torch.zeros(inputs.shape[0], 1, dtype=inputs.dtype)
+        ...         return inputs.new_zeros(inputs.shape[0], 1)
         >>> Mean()(torch.zeros(2, 1), torch.ones(2, 3)).shape
         torch.Size([2])
     """

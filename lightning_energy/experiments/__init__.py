@@ -1,1 +1,1 @@
-"""Experiment scripts (cross-validation studies) that reproduce the result tables in docs/results."""
+"""Experiment scripts (cross-validation studies) behind the result tables in docs/results."""

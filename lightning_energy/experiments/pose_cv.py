@@ -15,7 +15,9 @@ the validation subject of the grid-search baseline. Frames are subsampled (``--t
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,9 +42,14 @@ from lightning_energy.baselines.pose import (
 from lightning_energy.data.h36m import load_h36m
 from lightning_energy.data.pose_batch import PoseArrays
 from lightning_energy.energies.pose import PARAMETER_GROUPS, MultiViewPoseEnergy
+from lightning_energy.solvers.gauss_newton import LevenbergMarquardt
 from lightning_energy.tasks.pose import MultiViewPoseTask
 
 SHAPE_GROUP = ["mean", "bases", "log_std"]
+#: Frames per evaluation batch (set from ``--eval-batch-size``; larger suits a GPU).
+EVAL_BATCH_SIZE = [512]
+#: The running study's options and results, so each finished method is saved at once.
+ARGS: list[argparse.Namespace | None] = [None]
 OTHER_GROUP = ["log_weights", "log_prior", "kernel.log_scale", "camera_rotation",
                "log_scale_offset", "log_scale_prior"]  # fmt: skip
 
@@ -54,15 +61,32 @@ def make_energy(args: argparse.Namespace, **overrides: Any) -> MultiViewPoseEner
     return MultiViewPoseEnergy(**options).double()
 
 
+def device_of(task: MultiViewPoseTask) -> torch.device:
+    """The device of the task's energy tensors."""
+    return next(itertools.chain(task.parameters(), task.buffers())).device
+
+
 def predictor(task: MultiViewPoseTask) -> Predictor:
-    """Batch → predicted poses (B, J, 3), mm."""
-    return lambda batch: task(batch).x
+    """CPU batch → predicted poses (B, J, 3), mm, on the CPU (solved on the task's device)."""
+    device = device_of(task)
+    return lambda batch: task(batch.to(device)).x.cpu()
 
 
-def task_for(energy: MultiViewPoseEnergy, adjoint: Adjoint | None = None,
+def task_for(energy: MultiViewPoseEnergy, args: argparse.Namespace,
+             adjoint: Adjoint | None = None,
              alternate: list[list[str]] | None = None) -> MultiViewPoseTask:
-    """A pose task around ``energy`` with the default solver."""
-    return MultiViewPoseTask(energy, adjoint=adjoint, alternate=alternate)
+    """A pose task around ``energy`` (LM with ``args.solver_steps``) on ``args.device``."""
+    solver = LevenbergMarquardt(max_steps=args.solver_steps, tol=1e-4, dtype="float64")
+    task = MultiViewPoseTask(energy, solver=solver, adjoint=adjoint, alternate=alternate)
+    return task.to(args.device)
+
+
+def optimizer_for(task: MultiViewPoseTask, args: argparse.Namespace) -> torch.optim.Optimizer:
+    """Adam with ``args.lr`` (``args.shape_lr`` for μ, e, σ) and optional cosine decay."""
+    shape = [p for n, p in task.pose_energy.named_parameters() if n in SHAPE_GROUP]
+    rest = [p for n, p in task.pose_energy.named_parameters() if n not in SHAPE_GROUP]
+    groups = [{"params": shape, "lr": args.shape_lr or args.lr}, {"params": rest, "lr": args.lr}]
+    return torch.optim.Adam([g for g in groups if g["params"]])
 
 
 def train(task: MultiViewPoseTask, arrays: PoseArrays, args: argparse.Namespace) -> dict:
@@ -71,14 +95,19 @@ def train(task: MultiViewPoseTask, arrays: PoseArrays, args: argparse.Namespace)
     The task's own loss and alternation rule are used; frames are drawn without replacement
     (reshuffled when exhausted) from ``arrays`` with a fixed seed.
     """
-    params = [p for p in task.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=args.lr)
+    optimizer = optimizer_for(task, args)
+    # Cosine decay to 10% lets a larger initial rate settle; constant when ``--cosine`` is off.
+    decay = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda k: 0.55 + 0.45 * math.cos(math.pi * k / args.steps) if args.cosine
+        else 1.0)
+    device = device_of(task)
     gen = np.random.default_rng(args.seed)
     order, losses, start = gen.permutation(len(arrays)), [], time.perf_counter()
     for step in range(args.steps):
         if (step + 1) * args.batch_size > len(order):
             order = np.concatenate([order, gen.permutation(len(arrays))])
         batch = arrays.to_batch(order[step * args.batch_size:(step + 1) * args.batch_size])
+        batch = batch.to(device)
         loss = task.loss(task(batch), batch)
         optimizer.zero_grad()
         loss.backward()
@@ -87,6 +116,7 @@ def train(task: MultiViewPoseTask, arrays: PoseArrays, args: argparse.Namespace)
             for name, param in task.pose_energy.named_parameters():
                 param.grad = param.grad if name in active else None
         optimizer.step()
+        decay.step()
         losses.append(float(loss.detach()))
     return {"seconds": time.perf_counter() - start, "losses": losses}
 
@@ -94,10 +124,11 @@ def train(task: MultiViewPoseTask, arrays: PoseArrays, args: argparse.Namespace)
 def evaluate(name: str, predict: Predictor, arrays: PoseArrays, out: dict,
              extra: dict | None = None, **kw: Any) -> None:
     """Evaluate one method and store its summary under ``out[name]``."""
-    errors: FrameErrors = evaluate_poses(predict, arrays, **kw)
+    errors: FrameErrors = evaluate_poses(predict, arrays, batch_size=EVAL_BATCH_SIZE[0], **kw)
     out[name] = {"mpjpe": float(errors.mpjpe.mean()), "pa_mpjpe": float(errors.pa_mpjpe.mean()),
                  "mpjpe16": float(errors.mpjpe16.mean()), "by_action": errors.by_action(),
                  "eval_seconds": errors.seconds, **(extra or {})}  # fmt: skip
+    write_results(ARGS[0])
     print(f"  {name:30s} MPJPE {out[name]['mpjpe']:6.1f}  PA {out[name]['pa_mpjpe']:6.1f}  "
           f"16j {out[name]['mpjpe16']:6.1f}  ({errors.seconds:.0f} s eval) "
           f"{ {k: round(v, 1) for k, v in (extra or {}).items()} }", flush=True)
@@ -106,7 +137,7 @@ def evaluate(name: str, predict: Predictor, arrays: PoseArrays, out: dict,
 def trained(name: str, energy: MultiViewPoseEnergy, train_set: PoseArrays,
             test_set: PoseArrays, args: argparse.Namespace, out: dict, **kw: Any) -> None:
     """Train a task around ``energy`` and evaluate it."""
-    task = task_for(energy, **kw)
+    task = task_for(energy, args, **kw)
     try:
         info = train(task, train_set, args)
     except (RuntimeError, torch.OutOfMemoryError) as error:  # report, keep going
@@ -124,29 +155,29 @@ def baselines(args: argparse.Namespace, train_set: PoseArrays, val_set: PoseArra
               test_set: PoseArrays, out: dict) -> None:
     """DLT, untrained, authors', re-fitted PPCA, grid-searched and λ = 0 on ``test_set``."""
     evaluate("DLT (16 joints)", dlt_poses, test_set, out, joint_mask=detected_joints())
-    untrained = task_for(make_energy(args))
+    untrained = task_for(make_energy(args), args)
     evaluate("untrained PPCA (Tome)", predictor(untrained), test_set, out)
     authors = make_energy(args)
     load_authors_parameters(authors, args.ppca_root)
-    evaluate("authors' trained parameters", predictor(task_for(authors)), test_set, out)
+    evaluate("authors' trained parameters", predictor(task_for(authors, args)), test_set, out)
     weights_only = make_energy(args)
     load_authors_parameters(weights_only, args.ppca_root, model=False)
-    evaluate("authors' joint weights only", predictor(task_for(weights_only)), test_set, out)
+    evaluate("authors' joint weights only", predictor(task_for(weights_only, args)), test_set, out)
     start = time.perf_counter()
     refit = make_energy(args)
     refit.set_model(refit_ppca_model(train_set, 3, 25))
-    evaluate("PPCA re-fit (closed form)", predictor(task_for(refit)), test_set, out,
+    evaluate("PPCA re-fit (closed form)", predictor(task_for(refit, args)), test_set, out,
              {"train_seconds": time.perf_counter() - start})
     start = time.perf_counter()
     (lam, delta), _ = grid_search(
         lambda lam, delta: predictor(task_for(make_energy(args, prior_weight=lam,
-                                                          kernel_scale=delta))), val_set)
+                                                          kernel_scale=delta), args)), val_set)
     evaluate("grid search (λ, δ on validation)",
-             predictor(task_for(make_energy(args, prior_weight=lam, kernel_scale=delta))),
+             predictor(task_for(make_energy(args, prior_weight=lam, kernel_scale=delta), args)),
              test_set, out, {"train_seconds": time.perf_counter() - start, "lambda": lam,
                              "delta": delta})
-    evaluate("λ_prior = 0", predictor(task_for(make_energy(args, prior_weight=0.0))), test_set,
-             out)
+    evaluate("λ_prior = 0", predictor(task_for(make_energy(args, prior_weight=0.0), args)),
+             test_set, out)
 
 
 def ablations(args: argparse.Namespace, train_set: PoseArrays, test_set: PoseArrays,
@@ -172,8 +203,10 @@ def run_fold(held: str, subjects: Sequence[str], args: argparse.Namespace) -> di
     test_set = load_h36m(root, [held], frame_stride=args.eval_stride)
     print(f"fold {held}: train {others} ({len(train_set)} frames), test {len(test_set)} frames",
           flush=True)
-    out: dict[str, Any] = {"test_frames": len(test_set), "train_frames": len(train_set)}
     methods: dict[str, Any] = {}
+    out: dict[str, Any] = {"test_frames": len(test_set), "train_frames": len(train_set),
+                           "methods": methods}
+    args.results[held] = out  # filled in as methods finish; written after each (``evaluate``)
     if not args.skip_baselines:
         baselines(args, train_set, val_set, test_set, methods)
     trained("learned (implicit, all groups)", make_energy(args), train_set, test_set, args,
@@ -183,27 +216,42 @@ def run_fold(held: str, subjects: Sequence[str], args: argparse.Namespace) -> di
                 methods, adjoint=UnrolledAdjoint())
     if args.ablations:
         ablations(args, train_set, test_set, methods)
-    out["methods"] = methods
     return out
 
 
 def bench(args: argparse.Namespace, frames: int = 1024) -> dict:
     """Time forward (solve) and backward of the default task on ``frames`` S1 frames × 4 views."""
     arrays = load_h36m(args.data_root, ["S1"], max_frames_per_subject=frames)
-    batch = arrays.to_batch()
-    task = task_for(make_energy(args))
-    start = time.perf_counter()
-    solution = task(batch)
-    loss = task.loss(solution, batch)
-    middle = time.perf_counter()
-    loss.backward()
-    end = time.perf_counter()
-    out = {"frames": len(batch), "forward_s": middle - start, "backward_s": end - middle,
+    batch = arrays.to_batch().to(args.device)
+    task = task_for(make_energy(args), args)
+    sync = torch.cuda.synchronize if batch.joints3d.is_cuda else (lambda: None)
+    for _ in range(2 if batch.joints3d.is_cuda else 1):  # the first CUDA call pays for set-up
+        sync()
+        start = time.perf_counter()
+        solution = task(batch)
+        loss = task.loss(solution, batch)
+        sync()
+        middle = time.perf_counter()
+        loss.backward()
+        sync()
+        end = time.perf_counter()
+    out = {"frames": len(batch), "device": str(batch.joints3d.device),
+           "forward_s": middle - start, "backward_s": end - middle,
+           "solver_steps": args.solver_steps,
            "converged": float(solution.converged.double().mean()),
            "steps_mean": float(solution.num_steps.double().mean())}
     out["epoch_s_73279_frames"] = (end - start) * 73279 / len(batch)
     print(json.dumps(out), flush=True)
     return out
+
+
+def write_results(args: argparse.Namespace | None) -> None:
+    """Write ``args.results`` (every finished method of every fold so far) to ``results.json``."""
+    if args is None:
+        return
+    options = {k: v for k, v in vars(args).items() if k != "results"}
+    (Path(args.out) / "results.json").write_text(json.dumps(
+        {"args": options, "folds": args.results}, indent=1))
 
 
 def markdown(results: dict[str, dict]) -> str:
@@ -239,6 +287,12 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--shape-lr", type=float, default=None,
+                        help="learning rate of μ, e, σ (default: --lr)")
+    parser.add_argument("--cosine", action="store_true", help="cosine decay to 10%% of the lr")
+    parser.add_argument("--solver-steps", type=int, default=30, help="LM steps per solve")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--eval-batch-size", type=int, default=512)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--ablations", action="store_true")
     parser.add_argument("--unrolled", action="store_true")
@@ -252,7 +306,9 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> dict:
     """Run the folds, write ``results.json`` / ``results.md`` and print the table."""
     args = parse(argv)
-    torch.set_num_threads(1)
+    EVAL_BATCH_SIZE[0] = args.eval_batch_size
+    if args.device == "cpu":
+        torch.set_num_threads(1)
     torch.manual_seed(args.seed)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -261,10 +317,11 @@ def main(argv: Sequence[str] | None = None) -> dict:
         (out_dir / "bench.json").write_text(json.dumps(result, indent=1))
         return result
     results: dict[str, dict] = {}
+    args.results = results
+    ARGS[0] = args
     for held in args.folds:
-        results[held] = run_fold(held, args.subjects, args)
-        (out_dir / "results.json").write_text(json.dumps(
-            {"args": vars(args), "folds": results}, indent=1))
+        run_fold(held, args.subjects, args)
+        write_results(args)
     table = markdown(results)
     (out_dir / "results.md").write_text(table + "\n")
     print(table)
