@@ -1,0 +1,73 @@
+"""Per-joint error of the untrained and a trained pose energy on one subject.
+
+Shows where learning helps: the detector's joints sit elsewhere than Human3.6M's (its "thorax" is
+labelled Spine, and so on), which a learned mean pose and bases can absorb. Run from the
+repository root::
+
+    python -m lightning_energy.experiments.pose_joints --state learned_S8.pt --subject S8
+
+``--state`` is a ``MultiViewPoseTask`` state dict saved by ``pose_cv --save`` (or a dict of them,
+with ``--key`` naming one). Prints a markdown table of the root-aligned error per joint (mm).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from lightning_energy.data.h36m import load_h36m
+from lightning_energy.data.pose_batch import JOINT_NAMES, PoseArrays
+from lightning_energy.energies.pose import MultiViewPoseEnergy
+from lightning_energy.solvers.gauss_newton import LevenbergMarquardt
+from lightning_energy.tasks.pose import MultiViewPoseTask
+
+
+def per_joint_error(
+    task: MultiViewPoseTask, arrays: PoseArrays, batch_size: int = 256
+) -> np.ndarray:
+    """(J,) mean root-aligned Euclidean error per joint over all frames of ``arrays``, mm."""
+    total = np.zeros(arrays.joints3d.shape[1])
+    with torch.no_grad():
+        for first in range(0, len(arrays), batch_size):
+            batch = arrays.to_batch(np.arange(first, min(first + batch_size, len(arrays))))
+            pred, target = task(batch).x.double(), batch.joints3d.double()
+            error = ((pred - pred[:, :1]) - (target - target[:, :1])).norm(dim=-1)
+            total += error.sum(0).numpy()
+    return total / len(arrays)
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, list[float]]:
+    """Evaluate both energies and print the per-joint table."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--state", required=True)
+    parser.add_argument("--key", default=None, help="entry of a dict of state dicts")
+    parser.add_argument("--subject", default="S8")
+    parser.add_argument("--stride", type=int, default=16)
+    parser.add_argument("--data-root", default="../shared/data/h36m_multiview_sh")
+    parser.add_argument("--ppca-root", default="../shared/data/wibergian_ppca")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    arrays = load_h36m(args.data_root, [args.subject], frame_stride=args.stride)
+    state = torch.load(args.state, map_location="cpu")
+    state = state[args.key] if args.key else state
+    errors = {}
+    for name, load in (("untrained", False), ("learned", True)):
+        energy = MultiViewPoseEnergy(args.ppca_root, num_components=3).double()
+        task = MultiViewPoseTask(energy, LevenbergMarquardt(max_steps=30, tol=1e-4,
+                                                            dtype="float64"))
+        if load:
+            task.load_state_dict(state)
+        errors[name] = per_joint_error(task, arrays).tolist()
+    print(f"{args.subject}, every {args.stride}th frame ({len(arrays)} frames); mm")
+    print("| joint | untrained | learned | change |\n|---|---|---|---|")
+    for j, joint in enumerate(JOINT_NAMES):
+        before, after = errors["untrained"][j], errors["learned"][j]
+        print(f"| {joint} | {before:.1f} | {after:.1f} | {after - before:+.1f} |")
+    return errors
+
+
+if __name__ == "__main__":
+    main()
