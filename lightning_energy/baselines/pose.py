@@ -120,6 +120,24 @@ def evaluate_poses(
     return FrameErrors(errs, pas, errs16, list(arrays.action), time.perf_counter() - start)
 
 
+def per_joint_error(predict: Predictor, arrays: PoseArrays, batch_size: int = 256) -> np.ndarray:
+    """(J,) mean root-aligned Euclidean error of each joint over all frames of ``arrays``, mm.
+
+    Args:
+        predict: Batch → poses (B, J, 3), mm.
+        arrays: The frames.
+        batch_size: Frames per call.
+    """
+    total = np.zeros(arrays.joints3d.shape[1])
+    with torch.no_grad():
+        for first in range(0, len(arrays), batch_size):
+            batch = arrays.to_batch(np.arange(first, min(first + batch_size, len(arrays))))
+            pred, target = predict(batch).double(), batch.joints3d.double()
+            error = ((pred - pred[:, :1]) - (target - target[:, :1])).norm(dim=-1)
+            total += error.sum(0).numpy()
+    return total / len(arrays)
+
+
 def refit_ppca_model(
     arrays: PoseArrays, num_components: int = 3, num_bases: int = 25, max_poses: int = 20000
 ) -> PPCAModel:

@@ -15,28 +15,14 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 
+from lightning_energy.baselines.pose import per_joint_error
 from lightning_energy.data.h36m import load_h36m
-from lightning_energy.data.pose_batch import JOINT_NAMES, PoseArrays
+from lightning_energy.data.pose_batch import JOINT_NAMES
 from lightning_energy.energies.pose import MultiViewPoseEnergy
 from lightning_energy.solvers.gauss_newton import LevenbergMarquardt
 from lightning_energy.tasks.pose import MultiViewPoseTask
-
-
-def per_joint_error(
-    task: MultiViewPoseTask, arrays: PoseArrays, batch_size: int = 256
-) -> np.ndarray:
-    """(J,) mean root-aligned Euclidean error per joint over all frames of ``arrays``, mm."""
-    total = np.zeros(arrays.joints3d.shape[1])
-    with torch.no_grad():
-        for first in range(0, len(arrays), batch_size):
-            batch = arrays.to_batch(np.arange(first, min(first + batch_size, len(arrays))))
-            pred, target = task(batch).x.double(), batch.joints3d.double()
-            error = ((pred - pred[:, :1]) - (target - target[:, :1])).norm(dim=-1)
-            total += error.sum(0).numpy()
-    return total / len(arrays)
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, list[float]]:
@@ -60,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, list[float]]:
                                                             dtype="float64"))
         if load:
             task.load_state_dict(state)
-        errors[name] = per_joint_error(task, arrays).tolist()
+        errors[name] = per_joint_error(lambda batch, t=task: t(batch).x, arrays).tolist()
     print(f"{args.subject}, every {args.stride}th frame ({len(arrays)} frames); mm")
     print("| joint | untrained | learned | change |\n|---|---|---|---|")
     for j, joint in enumerate(JOINT_NAMES):

@@ -15,6 +15,7 @@ from lightning_energy.baselines.pose import (
     frame_errors,
     grid_search,
     load_authors_parameters,
+    per_joint_error,
     refit_ppca_model,
 )
 from lightning_energy.data.pose_synthetic import generate_synthetic_poses, tiny_pose_model
@@ -75,6 +76,20 @@ def test_by_action_groups_frames() -> None:
     table = errors.by_action()
     assert set(table) == {"A", "B"}
     assert table["A"][0] == pytest.approx(errors.mpjpe[[0, 2]].mean())
+
+
+def test_per_joint_error_finds_the_displaced_joint() -> None:
+    arrays = generate_synthetic_poses(5, seed=1)
+    shift = torch.zeros(17, 3, dtype=torch.float64)
+    shift[3] = torch.tensor([30.0, 0.0, 40.0])  # 50 mm off at the right foot, nowhere else
+
+    def predict(batch):
+        return batch.joints3d.double() + shift
+
+    error = per_joint_error(predict, arrays, batch_size=2)
+    expected = np.zeros(17)
+    expected[3] = 50.0
+    np.testing.assert_allclose(error, expected, atol=1e-4)
 
 
 @pytest.mark.skipif(not PPCA_ROOT.is_dir(), reason="authors' PPCA files not staged")
