@@ -210,7 +210,7 @@ def run_fold(held: str, subjects: Sequence[str], args: argparse.Namespace) -> di
     if not args.skip_baselines:
         baselines(args, train_set, val_set, test_set, methods)
     trained("learned (implicit, all groups)", make_energy(args), train_set, test_set, args,
-            methods, adjoint=ImplicitAdjoint(damping=1e-2, hessian="gauss_newton"))
+            methods, adjoint=ImplicitAdjoint(damping=1e-2, hessian=args.hessian))
     if args.unrolled:
         trained("learned (UnrolledAdjoint)", make_energy(args), train_set, test_set, args,
                 methods, adjoint=UnrolledAdjoint())
@@ -243,6 +243,73 @@ def bench(args: argparse.Namespace, frames: int = 1024) -> dict:
     out["epoch_s_73279_frames"] = (end - start) * 73279 / len(batch)
     print(json.dumps(out), flush=True)
     return out
+
+
+def compare_adjoints(args: argparse.Namespace) -> dict:
+    """Loss gradients of the implicit adjoint (GN / exact Hessian, λ = 1e-2 / 0) and unrolling.
+
+    One batch of ``args.compare_adjoints`` S1 frames, the energy as built (``--state`` loads a
+    trained one); reports each rule's time and its gradient's cosine similarity and relative
+    difference to the unrolled gradient (all energy parameters, flattened).
+    """
+    arrays = load_h36m(args.data_root, ["S1"], frame_stride=64)
+    batch = arrays.to_batch(np.arange(min(args.compare_adjoints, len(arrays))))
+    batch = batch.to(args.device, dtype=torch.float64)  # a float64 loss, for the differences
+    rules: dict[str, Adjoint] = {
+        "implicit GN λ=1e-2": ImplicitAdjoint(1e-2, hessian="gauss_newton"),
+        "implicit GN λ=0": ImplicitAdjoint(0.0, hessian="gauss_newton"),
+        "implicit exact λ=1e-2": ImplicitAdjoint(1e-2, hessian="exact"),
+        "implicit exact λ=0": ImplicitAdjoint(0.0, hessian="exact"),
+        "unrolled": UnrolledAdjoint(),
+    }
+    grads, out, named = {}, {}, {}
+    for name, adjoint in rules.items():
+        task = task_for(make_energy(args), args, adjoint=adjoint)
+        if args.state:
+            task.load_state_dict(torch.load(args.state, map_location=args.device))
+        start = time.perf_counter()
+        solution = task(batch)
+        loss = task.loss(solution, batch)
+        loss.backward()
+        grads[name] = torch.cat([p.grad.flatten() for p in task.parameters() if p.grad is not None])
+        named[name] = {k: p.grad for k, p in task.pose_energy.named_parameters()
+                       if k in SCALARS and p.grad is not None}  # fmt: skip
+        out[name] = {"seconds": time.perf_counter() - start, "loss": float(loss.detach()),
+                     "converged": float(solution.converged.double().mean())}
+    ref = grads["unrolled"]
+    for name, grad in grads.items():
+        out[name]["cosine_to_unrolled"] = float(torch.nn.functional.cosine_similarity(grad, ref, 0))
+        out[name]["relative_difference"] = float((grad - ref).norm() / ref.norm())
+    out["central differences"] = scalar_central_differences(args, task, batch, named)
+    for name in rules:
+        out[name]["scalars"] = {k: float(v) for k, v in named[name].items()}
+    print(json.dumps(out, indent=1), flush=True)
+    return out
+
+
+#: Scalar energy parameters whose loss derivative is also checked by central differences.
+SCALARS = ("log_prior", "kernel.log_scale", "log_scale_offset", "log_scale_prior")
+
+
+def scalar_central_differences(args: argparse.Namespace, task: MultiViewPoseTask, batch: Any,
+                               named: dict, eps: float = 1e-5) -> dict[str, float]:
+    """dL/dθ of each scalar in :data:`SCALARS` by central differences, solves to ‖∇E‖ ≤ 1e-10."""
+    tight = task_for(make_energy(args), args)
+    tight.load_state_dict(task.state_dict())
+    tight.layer.solver = LevenbergMarquardt(max_steps=300, tol=1e-10, dtype="float64")
+    params = dict(tight.pose_energy.named_parameters())
+    result = {}
+    with torch.no_grad():
+        for name in SCALARS:
+            if name not in params:
+                continue
+            losses = []
+            for sign in (1.0, -1.0):
+                params[name].add_(sign * eps)
+                losses.append(float(tight.loss(tight(batch), batch)))
+                params[name].sub_(sign * eps)
+            result[name] = (losses[0] - losses[1]) / (2 * eps)
+    return result
 
 
 def write_results(args: argparse.Namespace | None) -> None:
@@ -292,6 +359,8 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cosine", action="store_true", help="cosine decay to 10%% of the lr")
     parser.add_argument("--solver-steps", type=int, default=30, help="LM steps per solve")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--hessian", default="gauss_newton", choices=["gauss_newton", "exact"],
+                        help="Hessian of the learned energy's implicit adjoint")
     parser.add_argument("--eval-batch-size", type=int, default=512)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--ablations", action="store_true")
@@ -299,6 +368,9 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--skip-baselines", action="store_true")
     parser.add_argument("--save", action="store_true", help="save trained task state_dicts")
     parser.add_argument("--bench", action="store_true", help="only time a 1024-frame batch")
+    parser.add_argument("--compare-adjoints", type=int, default=0, metavar="FRAMES",
+                        help="only compare implicit and unrolled gradients on FRAMES frames")
+    parser.add_argument("--state", default=None, help="task state dict for --compare-adjoints")
     parser.add_argument("--out", default="runs/pose_cv")
     return parser.parse_args(argv)
 
@@ -315,6 +387,10 @@ def main(argv: Sequence[str] | None = None) -> dict:
     if args.bench:
         result = bench(args)
         (out_dir / "bench.json").write_text(json.dumps(result, indent=1))
+        return result
+    if args.compare_adjoints:
+        result = compare_adjoints(args)
+        (out_dir / "adjoints.json").write_text(json.dumps(result, indent=1))
         return result
     results: dict[str, dict] = {}
     args.results = results
