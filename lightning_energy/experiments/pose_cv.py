@@ -182,15 +182,19 @@ def baselines(args: argparse.Namespace, train_set: PoseArrays, val_set: PoseArra
 
 def ablations(args: argparse.Namespace, train_set: PoseArrays, test_set: PoseArrays,
               out: dict) -> None:
-    """Each parameter group alone, joint vs alternating, damping grid, unrolled adjoint."""
+    """Each parameter group alone, joint vs alternating, damping grid, the other Hessian."""
     for group in PARAMETER_GROUPS:
         trained(f"learn {group} only", make_energy(args, learn=[group]), train_set, test_set,
-                args, out)
+                args, out, adjoint=ImplicitAdjoint(damping=1e-2, hessian=args.hessian))
     trained("learn all, alternating", make_energy(args), train_set, test_set, args, out,
-            alternate=[SHAPE_GROUP, OTHER_GROUP])
+            alternate=[SHAPE_GROUP, OTHER_GROUP],
+            adjoint=ImplicitAdjoint(damping=1e-2, hessian=args.hessian))
     for damping in (0.0, 1e-3, 1e-1, "auto"):
         trained(f"learn all, damping {damping}", make_energy(args), train_set, test_set, args,
-                out, adjoint=ImplicitAdjoint(damping=damping, hessian="gauss_newton"))
+                out, adjoint=ImplicitAdjoint(damping=damping, hessian=args.hessian))
+    other = "exact" if args.hessian == "gauss_newton" else "gauss_newton"
+    trained(f"learn all, {other} Hessian", make_energy(args), train_set, test_set, args, out,
+            adjoint=ImplicitAdjoint(damping=1e-2, hessian=other))
 
 
 def run_fold(held: str, subjects: Sequence[str], args: argparse.Namespace) -> dict:
