@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytorch_lightning as pl
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler, WeightedRandomSampler
 
 from lightning_energy.data.otb import TrackingSequences, list_sequences, list_trackers
 from lightning_energy.data.splits import kfold_sequences, train_val_split
@@ -55,6 +55,17 @@ class TrackingWindows(Dataset[TrackingSample]):
     def __len__(self) -> int:
         return len(self.index)
 
+    def sequence_balanced_weights(self) -> list[float]:
+        """Sampling weight of each window: 1 / (number of windows of its sequence).
+
+        Every sequence is then drawn equally often, as the sequence-averaged OTB metrics weigh
+        them (uniform window sampling lets the longest sequences dominate the loss).
+        """
+        counts: dict[int, int] = {}
+        for i, _ in self.index:
+            counts[i] = counts.get(i, 0) + 1
+        return [1.0 / counts[i] for i, _ in self.index]
+
     def __getitem__(self, index: int) -> TrackingSample:
         i, start = self.index[index]
         sample = self.samples[i]
@@ -91,6 +102,9 @@ class TrackingDataModule(pl.LightningDataModule):
         synthetic_sequences: Number of simulated sequences (``root`` None).
         synthetic_length: Frames per simulated sequence.
         synthetic_trackers: Number of simulated trackers.
+        balanced: Draw training windows (with replacement) so that every training sequence is
+            equally likely (:meth:`TrackingWindows.sequence_balanced_weights`), matching the
+            sequence-averaged metrics; else plain shuffling.
 
     Example:
         >>> dm = TrackingDataModule(synthetic_sequences=4, synthetic_length=40, window=16,
@@ -117,6 +131,7 @@ class TrackingDataModule(pl.LightningDataModule):
         synthetic_sequences: int = 40,
         synthetic_length: int = 300,
         synthetic_trackers: int = 8,
+        balanced: bool = False,
     ) -> None:
         super().__init__()
         self._check_arguments(window, stride, batch_size, fold, num_folds, test_sequences)
@@ -136,6 +151,7 @@ class TrackingDataModule(pl.LightningDataModule):
         self.synthetic_sequences = synthetic_sequences
         self.synthetic_length = synthetic_length
         self.synthetic_trackers = synthetic_trackers
+        self.balanced = balanced
         self.tracker_names: list[str] | None = self._initial_tracker_names()
         self.num_trackers: int | None = (
             len(self.tracker_names) if self.tracker_names is not None else None
@@ -242,19 +258,25 @@ class TrackingDataModule(pl.LightningDataModule):
         self.val_dataset = TrackingWindows(data.subset(self.splits["val"]))
         self.test_dataset = TrackingWindows(data.subset(self.splits["test"]))
 
-    def _loader(self, dataset: TrackingWindows, batch_size: int, shuffle: bool) -> DataLoader:
+    def _loader(self, dataset: TrackingWindows, batch_size: int, shuffle: bool,
+                sampler: Sampler[int] | None = None) -> DataLoader:
         return DataLoader(
             dataset,
             batch_size=batch_size,
             shuffle=shuffle,
+            sampler=sampler,
             num_workers=self.num_workers,
             collate_fn=collate_tracking,
             persistent_workers=self.num_workers > 0,
         )
 
     def train_dataloader(self) -> DataLoader[TrackingBatch]:
-        """Shuffled windows of ``window`` frames, ``batch_size`` per batch."""
-        return self._loader(self.train_dataset, self.batch_size, shuffle=True)
+        """Shuffled (or sequence-balanced) windows of ``window`` frames, ``batch_size`` each."""
+        if not self.balanced:
+            return self._loader(self.train_dataset, self.batch_size, shuffle=True)
+        weights = self.train_dataset.sequence_balanced_weights()
+        sampler = WeightedRandomSampler(weights, len(weights))
+        return self._loader(self.train_dataset, self.batch_size, shuffle=False, sampler=sampler)
 
     def val_dataloader(self) -> DataLoader[TrackingBatch]:
         """Whole validation sequences, one per batch."""

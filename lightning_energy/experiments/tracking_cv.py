@@ -9,11 +9,18 @@ everything that is chosen or trained sees only the training sequences: the track
 learned energies (initialised at the grid-search winner, then trained on windows through the
 argmin). The test sequences are scored whole with the OTB protocol. The table reports mean ± std
 over folds.
+
+With ``--val-fraction`` > 0 each fold's training sequences are split again (whole videos): the
+learned variants start from a grid search on the rest, train on the rest, and keep the
+checkpoint (step 0, i.e. that grid winner, and every ``--eval-every`` steps) with the best
+validation success AUC; one more row picks, per fold, the variant with the best validation AUC.
+The test fold plays no part in any of it.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import itertools
 import json
 import time
@@ -24,13 +31,13 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from lightning_energy.adjoints.base import Adjoint
 from lightning_energy.adjoints.unrolled import UnrolledAdjoint
 from lightning_energy.baselines import tracking as bl
 from lightning_energy.data.otb import TrackingSequences
-from lightning_energy.data.splits import kfold_sequences
+from lightning_energy.data.splits import kfold_sequences, train_val_split
 from lightning_energy.data.tracking_batch import collate_tracking
 from lightning_energy.data.tracking_datamodule import TrackingWindows
 from lightning_energy.data.tracking_synthetic import simulate_tracking
@@ -53,8 +60,13 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "ablation: α, β, δ fixed": {"learn_smoothness": False},
     "ablation: tracker base weights fixed": {"learn_tracker_weights": False},
     "ablation: alternating updates (every 10 steps)": {"alternate_every": 10},
+    "ablation: unweighted feature reference": {"weighted_reference": False},
+    "ablation: no temporal convolution": {"temporal": 0},
 }
 """Ablations of the learned groups and of joint updates (``--variants`` accepts these too)."""
+
+SELECTED = "learned, variant chosen on validation (per fold)"
+"""Row of the variant with the best validation AUC (needs ``--val-fraction`` and 2+ variants)."""
 
 GRID = {"temperature": (0.03, 0.1, None), "delta": (0.15, 0.4), "alpha": (1.0,)}
 """Grid of the hand-set energy: weight temperature (None: uniform), kernel δ, α multiplier."""
@@ -64,8 +76,13 @@ def make_task(num_trackers: int, weights: list[float] | None = None, delta: floa
               alpha: float = 1.0, adjoint: Callable[[], Adjoint] | None = None,
               network: bool = False, learn_smoothness: bool = True,
               learn_tracker_weights: bool = True, alternate_every: int = 0,
-              weighted_start: bool = True) -> TrackerFusionTask:
-    """A fusion task with the given hand-set energy (α = multiplier × (1, 10))."""
+              weighted_start: bool = True, weighted_reference: bool = False,
+              temporal: int = 0) -> TrackerFusionTask:
+    """A fusion task with the given hand-set energy (α = multiplier × (1, 10)).
+
+    ``network``, ``weighted_reference`` and ``temporal`` configure the
+    :class:`~lightning_energy.networks.tracker.TrackerFeatureNet` (none without ``network``).
+    """
     energy = TrackFusionEnergy(num_trackers, alpha=(alpha, 10 * alpha), beta=(1.0, 1.0),
                                kernel=Cauchy(delta, learnable=True), tracker_weights=weights,
                                learn_smoothness=learn_smoothness,
@@ -73,7 +90,8 @@ def make_task(num_trackers: int, weights: list[float] | None = None, delta: floa
                                weighted_start=weighted_start)
     layer = EnergyLayer(energy, BandedIRLS(max_steps=30, tol=1e-5),
                         adjoint() if adjoint is not None else BandedImplicitAdjoint(1e-2))
-    backbone = TrackerFeatureNet(num_trackers) if network else None
+    backbone = (TrackerFeatureNet(num_trackers, weighted_reference=weighted_reference,
+                                  temporal=temporal) if network else None)
     return TrackerFusionTask(layer, backbone, energy_lr=2e-2, backbone_lr=3e-3,
                              alternate_every=alternate_every)
 
@@ -107,15 +125,70 @@ def grid_search(train: TrackingSequences, aucs: np.ndarray,
     return best
 
 
+class BestOnValidation(pl.Callback):
+    """Score whole validation sequences before training and every ``every`` steps; keep the best.
+
+    At the end of training the task is restored to the best-scoring state (success AUC; the
+    earliest on ties, so step 0, the untrained grid-search winner, wins a tie).
+
+    Args:
+        val: Validation sequences (scored whole, OTB protocol).
+        every: Optimizer steps between scores.
+    """
+
+    def __init__(self, val: TrackingSequences, every: int) -> None:
+        if every < 1:
+            raise ValueError(f"Expected `every` >= 1, got {every}.")
+        self.val, self.every = val, every
+        self.history: list[tuple[int, float]] = []
+        self.best_step, self.best_auc = 0, -1.0
+        self.best_state: dict[str, torch.Tensor] = {}
+
+    def _score(self, task: TrackerFusionTask, step: int) -> None:
+        auc = bl.score_sequences(task_fuser(task), self.val)["success_auc"]
+        self.history.append((step, auc))
+        print(f"  validation: step {step}: AUC {auc:.3f}", flush=True)
+        if auc > self.best_auc:
+            self.best_step, self.best_auc = step, auc
+            self.best_state = copy.deepcopy(task.state_dict())
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:  # noqa: D102
+        assert isinstance(pl_module, TrackerFusionTask)
+        self._score(pl_module, 0)
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,  # noqa: D102
+                           outputs: Any, batch: Any, batch_idx: int) -> None:
+        assert isinstance(pl_module, TrackerFusionTask)
+        if trainer.global_step % self.every == 0:
+            self._score(pl_module, trainer.global_step)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:  # noqa: D102
+        pl_module.load_state_dict(self.best_state)
+
+
 def train_task(task: TrackerFusionTask, train: TrackingSequences, steps: int, window: int,
-               batch_size: int, seed: int) -> float:
-    """Train on shuffled windows of the training sequences; returns seconds."""
+               batch_size: int, seed: int, selection: BestOnValidation | None = None,
+               balanced: bool = False) -> float:
+    """Train on shuffled windows of the training sequences; returns seconds.
+
+    With ``selection`` the task ends at its best validation checkpoint (see
+    :class:`BestOnValidation`); the seconds include the validation scoring. With ``balanced``
+    windows are drawn (with replacement) so that every sequence is equally likely
+    (:meth:`~lightning_energy.data.tracking_datamodule.TrackingWindows.sequence_balanced_weights`).
+    """
     pl.seed_everything(seed, verbose=False)
-    loader = DataLoader(TrackingWindows(train, window), batch_size=batch_size, shuffle=True,
-                        collate_fn=collate_tracking)
+    windows = TrackingWindows(train, window)
+    sampler = None
+    if balanced:
+        weights = windows.sequence_balanced_weights()
+        sampler = WeightedRandomSampler(weights, len(weights),
+                                        generator=torch.Generator().manual_seed(seed))
+    loader = DataLoader(windows, batch_size=batch_size, shuffle=sampler is None,
+                        sampler=sampler, collate_fn=collate_tracking)
     trainer = pl.Trainer(max_steps=steps, max_epochs=-1, logger=False, accelerator="cpu",
                          enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, num_sanity_val_steps=0)
+                         enable_model_summary=False, num_sanity_val_steps=0,
+                         callbacks=[selection] if selection is not None else None)
     start = time.perf_counter()
     trainer.fit(task, train_dataloaders=loader)
     return time.perf_counter() - start
@@ -153,15 +226,75 @@ def run_fold(data: TrackingSequences, fold: int, args: argparse.Namespace) -> di
     rows["energy, grid search on train"]["seconds"] = time.perf_counter() - start
     print(f"fold {fold}: grid winner δ={point['delta']}, α×{point['alpha']}, "
           f"AUC weights={point['weights'] is not None}, train AUC {train_auc:.3f}", flush=True)
+    fit, val = train, None
+    if args.val_fraction > 0:
+        fit_names, val_names = train_val_split(train_names, args.val_fraction, args.seed + fold,
+                                               data.groups)
+        fit, val = data.subset(fit_names), data.subset(val_names)
+        # The learned variants start from a grid point that has not seen the validation set,
+        # so that step 0 competes on equal terms in the checkpoint selection.
+        point, fit_auc = grid_search(fit, bl.tracker_aucs(fit), not args.consensus_start)
+        print(f"fold {fold}: inner grid winner δ={point['delta']}, "
+              f"AUC weights={point['weights'] is not None}, fit AUC {fit_auc:.3f}", flush=True)
+    network = {"network": True, "weighted_reference": args.weighted_reference,
+               "temporal": args.temporal}
     for name in args.variants:
-        options = {"network": True, **VARIANTS.get(name, ABLATIONS.get(name, {}))}
+        options = {**network, **VARIANTS.get(name, ABLATIONS.get(name, {}))}
         task = make_task(k, **point, **options)
-        seconds = train_task(task, train, args.steps, args.window, args.batch_size,
-                             args.seed + fold)
+        selection = BestOnValidation(val, args.eval_every) if val is not None else None
+        seconds = train_task(task, fit, args.steps, args.window, args.batch_size,
+                             args.seed + fold, selection, args.balanced)
         rows[name] = {**bl.score_sequences(task_fuser(task), test), "seconds": seconds}
-        print(f"fold {fold}: {name}: AUC {rows[name]['success_auc']:.3f} ({seconds:.0f} s)",
-              flush=True)
+        note = ""
+        if selection is not None:
+            rows[name].update(val_auc=selection.best_auc, best_step=selection.best_step)
+            note = (f", val AUC {selection.best_auc:.3f} at step {selection.best_step} "
+                    f"(step 0: {selection.history[0][1]:.3f})")
+        print(f"fold {fold}: {name}: AUC {rows[name]['success_auc']:.3f} ({seconds:.0f} s"
+              f"{note})", flush=True)
+    chosen = add_selected_row(rows, args.variants)
+    if chosen is not None:
+        print(f"fold {fold}: selected on validation: {chosen}", flush=True)
     return rows
+
+
+def add_selected_row(rows: dict[str, dict], variants: Sequence[str]) -> str | None:
+    """Add the :data:`SELECTED` row to one fold's ``rows``; returns the chosen variant.
+
+    The variant among ``variants`` with the best validation AUC (the first on ties); its
+    seconds are those of all the candidates. Nothing when fewer than two have a validation AUC.
+    """
+    scored = [name for name in variants if "val_auc" in rows.get(name, {})]
+    if len(scored) < 2:
+        return None
+    chosen = max(scored, key=lambda name: rows[name]["val_auc"])
+    rows[SELECTED] = {**rows[chosen], "seconds": sum(rows[n]["seconds"] for n in scored)}
+    return chosen
+
+
+def merge_runs(paths: Sequence[str]) -> tuple[list[dict[str, dict]], list[str], float]:
+    """Per-fold union of the rows of several runs' JSON files, e.g. parallel processes.
+
+    The runs must share data, folds and seed (their common rows then agree; the timings of
+    the later file are kept). A run cut short contributes the folds it saved. Returns
+    the folds' rows in fold order (with :data:`SELECTED` recomputed over all variants), the
+    variants in order of appearance, and the summed seconds of the runs.
+    """
+    by_fold: dict[int, dict[str, dict]] = {}
+    variants: list[str] = []
+    seconds = 0.0
+    for path in paths:
+        run = json.loads(Path(path).read_text())
+        args, seconds = run["args"], seconds + run["seconds"]
+        folds = args["only_folds"] if args["only_folds"] is not None else range(args["folds"])
+        variants += [name for name in args["variants"] if name not in variants]
+        for fold, rows in zip(folds, run["folds"], strict=False):
+            by_fold.setdefault(fold, {}).update(
+                {name: row for name, row in rows.items() if name != SELECTED})
+    merged = [by_fold[fold] for fold in sorted(by_fold)]
+    for rows in merged:
+        add_selected_row(rows, variants)
+    return merged, variants, seconds
 
 
 def summarise(folds: Sequence[dict[str, dict]]) -> dict[str, dict[str, list[float]]]:
@@ -209,8 +342,21 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--consensus-start", action="store_true",
                         help="start the solver at the unweighted consensus (first OTB run)")
+    parser.add_argument("--weighted-reference", action="store_true",
+                        help="network features against the base-weighted median of trackers")
+    parser.add_argument("--temporal", type=int, default=0,
+                        help="kernel of the network's temporal convolutions (0: none)")
+    parser.add_argument("--val-fraction", type=float, default=0.0,
+                        help="share of training sequences held out for checkpoint selection")
+    parser.add_argument("--eval-every", type=int, default=50,
+                        help="steps between validation scores (with --val-fraction)")
+    parser.add_argument("--balanced", action="store_true",
+                        help="draw training windows so that every sequence is equally likely")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default=None, help="write per-fold scores as JSON here")
+    parser.add_argument("--merge", nargs="+", default=None, metavar="JSON",
+                        help="instead of running, merge the --out files of runs of other "
+                             "folds or variants (same data and seed) and print the table")
     parser.add_argument("--synthetic-sequences", type=int, default=20)
     parser.add_argument("--synthetic-length", type=int, default=200)
     parser.add_argument("--synthetic-trackers", type=int, default=6)
@@ -220,6 +366,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> str:
     """Run the cross-validation, print and return the table."""
     args = parse_args(argv)
+    if args.merge:
+        results, args.variants, seconds = merge_runs(args.merge)
+        save(args.out, args, results, seconds)
+        table = format_table(summarise(results))
+        print(table)
+        print(f"{len(results)} folds merged from {len(args.merge)} runs, {seconds:.0f} s in all")
+        return table
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
     data = load(args)

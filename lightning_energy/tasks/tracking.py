@@ -104,7 +104,11 @@ class TrackerFusionTask(EnergyTask):
     def energy_inputs(self, batch: TrackingBatch) -> TrackFusionInputs:  # noqa: D102
         inputs, _ = fusion_inputs(batch.boxes, batch.valid, batch.frame_valid)
         if self.backbone is not None:
-            inputs.logit = self.backbone(inputs)
+            energy = self.layer.energy
+            # The energy's base weights are the network's notion of which trackers to trust.
+            trust = (energy.log_tracker_weight.exp()
+                     if isinstance(energy, TrackFusionEnergy) else None)
+            inputs.logit = self.backbone(inputs, trust)
         return inputs
 
     def predicted_boxes(self, solution: Solution, batch: TrackingBatch) -> Tensor:

@@ -62,3 +62,46 @@ def test_cv_harness_runs_on_tiny_synthetic_data(capsys: pytest.CaptureFixture[st
                 "learned (implicit"):
         assert row in table
     assert torch.get_num_threads() >= 1
+
+
+def test_cv_harness_selects_on_validation(capsys: pytest.CaptureFixture[str]):
+    from lightning_energy.experiments.tracking_cv import SELECTED, main
+
+    table = main(["--folds", "2", "--only-folds", "0", "--steps", "2", "--window", "8",
+                  "--batch-size", "4", "--synthetic-sequences", "6", "--synthetic-length", "30",
+                  "--synthetic-trackers", "3", "--val-fraction", "0.3", "--eval-every", "1",
+                  "--weighted-reference", "--temporal", "3", "--variants",
+                  "learned (implicit, λ=1e-2)", "ablation: no feature network"])
+    assert SELECTED in table
+    assert capsys.readouterr().out.count("validation: step") == 2 * 3  # steps 0, 1, 2 each
+
+
+def test_best_on_validation_restores_the_best_state():
+    from lightning_energy.experiments.tracking_cv import BestOnValidation, make_task
+
+    data = simulate_tracking(3, 20, 3, seed=1)
+    task = make_task(3, network=True)
+    selection = BestOnValidation(data, every=1)
+    selection._score(task, 0)
+    best = {k: v.clone() for k, v in task.state_dict().items()}
+    selection.best_auc = 2.0  # keep step 0's state whatever step 1 scores
+    with torch.no_grad():
+        task.energy.log_tracker_weight.add_(1.0)
+    selection._score(task, 1)
+    selection.on_train_end(None, task)  # type: ignore[arg-type]
+    assert selection.best_step == 0
+    assert all(torch.equal(v, best[k]) for k, v in task.state_dict().items())
+
+
+def test_cv_runs_of_separate_variants_merge(tmp_path, capsys: pytest.CaptureFixture[str]):
+    from lightning_energy.experiments.tracking_cv import SELECTED, main
+
+    common = ["--folds", "2", "--only-folds", "1", "--steps", "1", "--window", "8",
+              "--batch-size", "4", "--synthetic-sequences", "6", "--synthetic-length", "30",
+              "--synthetic-trackers", "3", "--val-fraction", "0.3", "--eval-every", "1"]
+    names = ["learned (implicit, λ=1e-2)", "ablation: no feature network"]
+    for i, name in enumerate(names):
+        main([*common, "--variants", name, "--out", str(tmp_path / f"{i}.json")])
+    table = main(["--merge", str(tmp_path / "0.json"), str(tmp_path / "1.json")])
+    assert all(name in table for name in [*names, SELECTED])
+    assert "1 folds merged from 2 runs" in capsys.readouterr().out

@@ -6,7 +6,12 @@ import lightning_energy as le
 from lightning_energy.data.tracking_datamodule import TrackingDataModule
 from lightning_energy.energies.tracking import TrackFusionEnergy, fusion_inputs
 from lightning_energy.energies.tracking_solvers import BandedImplicitAdjoint, BandedIRLS
-from lightning_energy.networks.tracker import NUM_FEATURES, TrackerFeatureNet, tracker_features
+from lightning_energy.networks.tracker import (
+    NUM_FEATURES,
+    TemporalMixer,
+    TrackerFeatureNet,
+    tracker_features,
+)
 from lightning_energy.tasks.tracking import TrackerFusionTask, giou_loss
 
 
@@ -94,3 +99,55 @@ def test_untrained_fusion_beats_mean_of_trackers():
 def test_bad_alternate_every_raises():
     with pytest.raises(ValueError, match="alternate_every"):
         TrackerFusionTask(alternate_every=-1)
+
+
+def test_weighted_reference_follows_the_trusted_tracker():
+    batch = next(iter(_datamodule().train_dataloader()))
+    inputs, _ = fusion_inputs(batch.boxes, batch.valid, batch.frame_valid)
+    trust = torch.tensor([1e6, 1.0, 1.0, 1.0])
+    feats = tracker_features(inputs, trust=trust)
+    assert feats.shape == (*batch.valid.shape, NUM_FEATURES)
+    assert torch.isfinite(feats).all()
+    # Tracker 0 carries (almost) all the weight, so it is the reference wherever it reports.
+    assert torch.allclose(feats[..., 0, :3][batch.valid[..., 0]], torch.zeros(3), atol=1e-6)
+    assert ((feats[..., 3:5] >= 0) & (feats[..., 3:5] <= 1)).all()
+    with pytest.raises(ValueError, match="trust"):
+        TrackerFeatureNet(4, weighted_reference=True)(inputs)
+
+
+def test_temporal_mixer_has_the_stated_receptive_field():
+    mixer = TemporalMixer(2, kernel=3, dilations=(1, 4))  # reach 1 + 4 = 5 frames each way
+    hidden = torch.zeros(1, 30, 1, 2)
+    bumped = hidden.clone()
+    bumped[0, 15] = 1.0
+    changed = (mixer(bumped) - mixer(hidden)).abs().sum((0, 2, 3)) > 0
+    assert changed[[10, 15, 20]].all()  # reach ±5 (dilated: not every frame in between)
+    assert not changed[:10].any()
+    assert not changed[21:].any()
+    with pytest.raises(ValueError, match="odd"):
+        TemporalMixer(2, kernel=4)
+
+
+def test_temporal_network_trains_through_the_argmin():
+    batch = next(iter(_datamodule().train_dataloader()))
+    layer = le.EnergyLayer(TrackFusionEnergy(4), BandedIRLS(max_steps=50, tol=1e-6),
+                           BandedImplicitAdjoint(1e-2))
+    net = TrackerFeatureNet(4, weighted_reference=True, temporal=3)
+    task = TrackerFusionTask(layer, net, energy_lr=0.05, backbone_lr=0.01)
+    task.loss(task(batch), batch).backward()
+    assert net.mlp[-1].weight.grad is not None
+    assert net.mlp[-1].weight.grad.abs().sum() > 0
+
+
+def test_sequence_balanced_sampling_weighs_every_sequence_equally():
+    dm = TrackingDataModule(window=16, batch_size=4, synthetic_sequences=4, synthetic_length=64,
+                            synthetic_trackers=3, val_fraction=0.0, balanced=True)
+    dm.setup("fit")
+    dm.train_dataset.samples[0] = dm.train_dataset.samples[0].window(0, 20)  # a short one
+    dm.train_dataset.index = [(i, s) for i, s in dm.train_dataset.index if i != 0] + [(0, 0)]
+    weights = dm.train_dataset.sequence_balanced_weights()
+    per_sequence: dict[int, float] = {}
+    for (i, _), w in zip(dm.train_dataset.index, weights, strict=True):
+        per_sequence[i] = per_sequence.get(i, 0.0) + w
+    assert per_sequence == pytest.approx(dict.fromkeys(per_sequence, 1.0))
+    assert next(iter(dm.train_dataloader())).boxes.shape == (4, 16, 3, 4)
