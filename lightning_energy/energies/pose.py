@@ -130,6 +130,17 @@ class MultiViewPoseEnergy(LeastSquaresEnergy):
         (11,)
     """
 
+    # Registered as parameters or buffers by ``learn``; declared for type checkers.
+    mean: Tensor
+    bases: Tensor
+    log_std: Tensor
+    log_weights: Tensor
+    log_prior: Tensor
+    camera_rotation: Tensor
+    log_scale_offset: Tensor
+    log_scale_prior: Tensor
+    kernel: PseudoHuber
+
     def __init__(
         self,
         ppca_root: str | None = None,

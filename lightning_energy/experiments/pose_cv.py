@@ -266,7 +266,9 @@ def compare_adjoints(args: argparse.Namespace) -> dict:
         "implicit exact λ=0": ImplicitAdjoint(0.0, hessian="exact"),
         "unrolled": UnrolledAdjoint(),
     }
-    grads, out, named = {}, {}, {}
+    grads: dict[str, torch.Tensor] = {}
+    out: dict[str, Any] = {}
+    named: dict[str, dict[str, torch.Tensor]] = {}
     for name, adjoint in rules.items():
         task = task_for(make_energy(args), args, adjoint=adjoint)
         if args.state:

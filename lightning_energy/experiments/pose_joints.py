@@ -14,15 +14,21 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from functools import partial
 
 import torch
+from torch import Tensor
 
 from lightning_energy.baselines.pose import per_joint_error
 from lightning_energy.data.h36m import load_h36m
-from lightning_energy.data.pose_batch import JOINT_NAMES
+from lightning_energy.data.pose_batch import JOINT_NAMES, PoseBatch
 from lightning_energy.energies.pose import MultiViewPoseEnergy
 from lightning_energy.solvers.gauss_newton import LevenbergMarquardt
 from lightning_energy.tasks.pose import MultiViewPoseTask
+
+
+def _predict(task: MultiViewPoseTask, batch: PoseBatch) -> Tensor:
+    return task(batch).x
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, list[float]]:
@@ -46,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, list[float]]:
                                                             dtype="float64"))
         if load:
             task.load_state_dict(state)
-        errors[name] = per_joint_error(lambda batch, t=task: t(batch).x, arrays).tolist()
+        errors[name] = per_joint_error(partial(_predict, task), arrays).tolist()
     print(f"{args.subject}, every {args.stride}th frame ({len(arrays)} frames); mm")
     print("| joint | untrained | learned | change |\n|---|---|---|---|")
     for j, joint in enumerate(JOINT_NAMES):
