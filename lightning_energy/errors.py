@@ -45,7 +45,7 @@ def expect_shape(name: str, value: object, expected: Sequence[int | str]) -> Non
     """
     shape = getattr(value, "shape", None)
     ok = shape is not None and len(shape) == len(expected)
-    if ok:
+    if ok and shape is not None:
         ok = all(isinstance(e, str) or int(s) == e for s, e in zip(shape, expected, strict=True))
     if not ok:
         want = ", ".join(str(e) for e in expected)

@@ -60,7 +60,7 @@ def graph_saved_bytes(output: Tensor) -> int:
 
 
 def _saved(node: Any) -> list[Tensor]:
-    tensors = []
+    tensors: list[Tensor] = []
     for name in dir(node):
         if not (name.startswith("_saved_") or name == "saved_tensors"):
             continue

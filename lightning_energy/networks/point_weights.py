@@ -29,9 +29,10 @@ class PointWeightNet(nn.Module):
 
     def __init__(self, hidden: int = 16) -> None:
         super().__init__()
-        self.mlp = nn.Sequential(nn.Linear(3, hidden), nn.Tanh(), nn.Linear(hidden, 1))
-        nn.init.zeros_(self.mlp[2].weight)
-        nn.init.constant_(self.mlp[2].bias, 0.5413)  # softplus(0.5413) = 1
+        first, last = nn.Linear(3, hidden), nn.Linear(hidden, 1)
+        nn.init.zeros_(last.weight)
+        nn.init.constant_(last.bias, 0.5413)  # softplus(0.5413) = 1
+        self.mlp = nn.Sequential(first, nn.Tanh(), last)
 
     def forward(self, points: Tensor) -> Tensor:  # noqa: D102
         return nn.functional.softplus(self.mlp(robust_features(points)).squeeze(-1))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar
 
 import torch
 from torch import Tensor
@@ -84,9 +83,9 @@ class Solver(ABC):
         max_damping: A sample whose damping exceeds this could not make progress: ``STALLED``.
     """
 
-    requires_least_squares: ClassVar[bool] = False
+    requires_least_squares: bool = False
     """Whether the solver needs a :class:`~lightning_energy.LeastSquaresEnergy`."""
-    curvature_kind: ClassVar[str | None] = None
+    curvature_kind: str | None = None
     """Kind of dense curvature the solver keeps in its state (``"exact"``, ``"gauss_newton"``)."""
 
     def __init__(

@@ -30,7 +30,7 @@ def cast_inputs(inputs: Any, dtype: torch.dtype | None) -> Any:
 
 def energy_state(energy: Energy, dtype: torch.dtype | None, detach: bool) -> dict[str, Tensor]:
     """Parameters and buffers of ``energy`` by name, optionally detached and cast to ``dtype``."""
-    state = dict(energy.named_parameters())
+    state: dict[str, Tensor] = dict(energy.named_parameters())
     state.update(dict(energy.named_buffers()))
     out = {}
     for name, t in state.items():
