@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import pytorch_lightning as pl
 import torch
@@ -49,7 +49,7 @@ class SolverDiagnostics(Callback):
         if solution is None:
             return
         self.metrics.to(pl_module.device)
-        metric = self.metrics[metrics_key(stage)]
+        metric = cast(SolverConvergence, self.metrics[metrics_key(stage)])
         metric.update(solution.converged, solution.num_steps, solution.grad_norm)
         if stage == "train":
             size = int(solution.converged.shape[0])
@@ -62,7 +62,7 @@ class SolverDiagnostics(Callback):
             pl_module.log_dict(values, batch_size=size, on_step=True, on_epoch=False)
 
     def _log_epoch(self, pl_module: pl.LightningModule, stage: str) -> None:
-        metric = self.metrics[metrics_key(stage)]
+        metric = cast(SolverConvergence, self.metrics[metrics_key(stage)])
         if int(metric.total) == 0 and not torch.distributed.is_initialized():
             return
         values = {f"{stage}/solver/{k}": v.float() for k, v in metric.compute().items()}

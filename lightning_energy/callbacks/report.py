@@ -48,7 +48,7 @@ class BaselineReport(Callback):
     @torch.no_grad()
     def evaluate(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, float]:
         """Mean of each per-sample error over the validation set (all ranks)."""
-        datamodule = trainer.datamodule
+        datamodule = getattr(trainer, "datamodule", None)
         if datamodule is None or not hasattr(pl_module, "baseline_errors"):
             return {}
         was_training = pl_module.training

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytorch_lightning as pl
 import torch
 from torch import Tensor
@@ -65,13 +67,14 @@ class RobustMeanDataModule(pl.LightningDataModule):
                  batch_size: int = 128, num_workers: int = 0, seed: int = 0) -> None:
         super().__init__()
         self.save_hyperparameters()
-        common = {"num_points": num_points, "max_outlier_fraction": max_outlier_fraction}
+        common: dict[str, Any] = {"num_points": num_points,
+                                  "max_outlier_fraction": max_outlier_fraction}
         self.train_set = RobustMeanDataset(num_train, seed=3 * seed, **common)
         self.val_set = RobustMeanDataset(num_val, seed=3 * seed + 1, **common)
         self.test_set = RobustMeanDataset(num_test, seed=3 * seed + 2, **common)
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
 
-    def _loader(self, dataset: Dataset, train: bool = False) -> DataLoader:
+    def _loader(self, dataset: RobustMeanDataset, train: bool = False) -> DataLoader:
         sampler = EpochShuffleSampler(len(dataset), self.seed) if train else None
         return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler,
                           num_workers=self.num_workers, drop_last=train)

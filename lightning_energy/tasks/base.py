@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, cast
 
 import pytorch_lightning as pl
 import torch
@@ -119,7 +119,7 @@ class EnergyTask(pl.LightningModule, ABC):
         self.log(f"{stage}/loss", loss, batch_size=size, prog_bar=True,
                  on_step=stage == "train", on_epoch=True, sync_dist=stage != "train")
         if metrics_key(stage) in self.metrics:
-            collection = self.metrics[metrics_key(stage)]
+            collection = cast(MetricCollection, self.metrics[metrics_key(stage)])
             collection.update(*self.metric_inputs(solution, batch))
             self.log_dict(collection, batch_size=size, on_step=False, on_epoch=True)
         return {"loss": loss, "solution": detach_solution(solution)}
