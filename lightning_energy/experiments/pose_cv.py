@@ -46,10 +46,6 @@ from lightning_energy.solvers.gauss_newton import LevenbergMarquardt
 from lightning_energy.tasks.pose import MultiViewPoseTask
 
 SHAPE_GROUP = ["mean", "bases", "log_std"]
-#: Frames per evaluation batch (set from ``--eval-batch-size``; larger suits a GPU).
-EVAL_BATCH_SIZE = [512]
-#: The running study's options and results, so each finished method is saved at once.
-ARGS: list[argparse.Namespace | None] = [None]
 OTHER_GROUP = ["log_weights", "log_prior", "kernel.log_scale", "camera_rotation",
                "log_scale_offset", "log_scale_prior"]  # fmt: skip
 
@@ -121,14 +117,14 @@ def train(task: MultiViewPoseTask, arrays: PoseArrays, args: argparse.Namespace)
     return {"seconds": time.perf_counter() - start, "losses": losses}
 
 
-def evaluate(name: str, predict: Predictor, arrays: PoseArrays, out: dict,
+def evaluate(name: str, predict: Predictor, arrays: PoseArrays, out: dict, args: argparse.Namespace,
              extra: dict | None = None, **kw: Any) -> None:
     """Evaluate one method and store its summary under ``out[name]``."""
-    errors: FrameErrors = evaluate_poses(predict, arrays, batch_size=EVAL_BATCH_SIZE[0], **kw)
+    errors: FrameErrors = evaluate_poses(predict, arrays, batch_size=args.eval_batch_size, **kw)
     out[name] = {"mpjpe": float(errors.mpjpe.mean()), "pa_mpjpe": float(errors.pa_mpjpe.mean()),
                  "mpjpe16": float(errors.mpjpe16.mean()), "by_action": errors.by_action(),
                  "eval_seconds": errors.seconds, **(extra or {})}  # fmt: skip
-    write_results(ARGS[0])
+    write_results(args)
     print(f"  {name:30s} MPJPE {out[name]['mpjpe']:6.1f}  PA {out[name]['pa_mpjpe']:6.1f}  "
           f"16j {out[name]['mpjpe16']:6.1f}  ({errors.seconds:.0f} s eval) "
           f"{ {k: round(v, 1) for k, v in (extra or {}).items()} }", flush=True)
@@ -146,7 +142,7 @@ def trained(name: str, energy: MultiViewPoseEnergy, train_set: PoseArrays,
         return
     extra = {"train_seconds": info["seconds"], "loss_first": info["losses"][0],
              "loss_last": float(np.mean(info["losses"][-5:]))}
-    evaluate(name, predictor(task), test_set, out, extra)
+    evaluate(name, predictor(task), test_set, out, args, extra)
     if args.save:
         torch.save(task.state_dict(), Path(args.out) / f"{name.split(' ')[0]}_{args.held}.pt")
 
@@ -154,19 +150,21 @@ def trained(name: str, energy: MultiViewPoseEnergy, train_set: PoseArrays,
 def baselines(args: argparse.Namespace, train_set: PoseArrays, val_set: PoseArrays,
               test_set: PoseArrays, out: dict) -> None:
     """DLT, untrained, authors', re-fitted PPCA, grid-searched and λ = 0 on ``test_set``."""
-    evaluate("DLT (16 joints)", dlt_poses, test_set, out, joint_mask=detected_joints())
+    evaluate("DLT (16 joints)", dlt_poses, test_set, out, args, joint_mask=detected_joints())
     untrained = task_for(make_energy(args), args)
-    evaluate("untrained PPCA (Tome)", predictor(untrained), test_set, out)
+    evaluate("untrained PPCA (Tome)", predictor(untrained), test_set, out, args)
     authors = make_energy(args)
     load_authors_parameters(authors, args.ppca_root)
-    evaluate("authors' trained parameters", predictor(task_for(authors, args)), test_set, out)
+    evaluate("authors' trained parameters", predictor(task_for(authors, args)), test_set, out,
+             args)
     weights_only = make_energy(args)
     load_authors_parameters(weights_only, args.ppca_root, model=False)
-    evaluate("authors' joint weights only", predictor(task_for(weights_only, args)), test_set, out)
+    evaluate("authors' joint weights only", predictor(task_for(weights_only, args)), test_set,
+             out, args)
     start = time.perf_counter()
     refit = make_energy(args)
     refit.set_model(refit_ppca_model(train_set, 3, 25))
-    evaluate("PPCA re-fit (closed form)", predictor(task_for(refit, args)), test_set, out,
+    evaluate("PPCA re-fit (closed form)", predictor(task_for(refit, args)), test_set, out, args,
              {"train_seconds": time.perf_counter() - start})
     start = time.perf_counter()
     (lam, delta), _ = grid_search(
@@ -174,10 +172,10 @@ def baselines(args: argparse.Namespace, train_set: PoseArrays, val_set: PoseArra
                                                           kernel_scale=delta), args)), val_set)
     evaluate("grid search (λ, δ on validation)",
              predictor(task_for(make_energy(args, prior_weight=lam, kernel_scale=delta), args)),
-             test_set, out, {"train_seconds": time.perf_counter() - start, "lambda": lam,
-                             "delta": delta})
+             test_set, out, args, {"train_seconds": time.perf_counter() - start,
+                                   "lambda": lam, "delta": delta})
     evaluate("λ_prior = 0", predictor(task_for(make_energy(args, prior_weight=0.0), args)),
-             test_set, out)
+             test_set, out, args)
 
 
 def ablations(args: argparse.Namespace, train_set: PoseArrays, test_set: PoseArrays,
@@ -318,10 +316,8 @@ def scalar_central_differences(args: argparse.Namespace, task: MultiViewPoseTask
     return result
 
 
-def write_results(args: argparse.Namespace | None) -> None:
+def write_results(args: argparse.Namespace) -> None:
     """Write ``args.results`` (every finished method of every fold so far) to ``results.json``."""
-    if args is None:
-        return
     options = {k: v for k, v in vars(args).items() if k != "results"}
     (Path(args.out) / "results.json").write_text(json.dumps(
         {"args": options, "folds": args.results}, indent=1))
@@ -384,7 +380,6 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> dict:
     """Run the folds, write ``results.json`` / ``results.md`` and print the table."""
     args = parse(argv)
-    EVAL_BATCH_SIZE[0] = args.eval_batch_size
     if args.device == "cpu":
         torch.set_num_threads(1)
     torch.manual_seed(args.seed)
@@ -400,7 +395,6 @@ def main(argv: Sequence[str] | None = None) -> dict:
         return result
     results: dict[str, dict] = {}
     args.results = results
-    ARGS[0] = args
     for held in args.folds:
         run_fold(held, args.subjects, args)
         write_results(args)

@@ -75,6 +75,19 @@ class EnergyTask(pl.LightningModule, ABC):
     def loss(self, solution: Solution, batch: Any) -> Tensor:
         """Scalar training loss from the solution and the batch's targets."""
 
+    def trainable(self, solution: Solution) -> Tensor:
+        """(B,) bool: the samples a loss should count.
+
+        Under ``nonconverged="mask"`` the layer gives a non-converged x* no gradient. A loss that
+        reads θ only through x* may keep such samples (their gradient is then zero), but a loss
+        that also depends on θ directly (say, a pose built from learned bases at x*) would send
+        only that direct half, which the missing implicit half largely cancels: leave them out
+        with ``solution.x[task.trainable(solution)]``. Under ``"warn"`` every sample counts.
+        """
+        if self.layer.nonconverged == "mask":
+            return solution.converged
+        return torch.ones_like(solution.converged)
+
     def initial_solution(self, batch: Any, inputs: Any) -> Tensor | None:
         """Starting points (B, *shape); ``None`` uses ``energy.initial_solution(inputs)``."""
         return None

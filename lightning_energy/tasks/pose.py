@@ -140,16 +140,13 @@ class MultiViewPoseTask(EnergyTask):
         return picked
 
     def loss(self, solution: Solution, batch: PoseBatch) -> Tensor:
-        """Root-aligned MPJPE (mm, 17 joints) over the frames whose solve converged.
+        """Root-aligned MPJPE (mm, 17 joints) over :meth:`trainable` frames.
 
-        With ``nonconverged="mask"`` the layer gives a non-converged x* no gradient, but the pose
-        P(x*; θ) still depends on θ directly (μ, e, σ, s₀): that half of the gradient alone points
-        the wrong way (the implicit half, which it nearly cancels, is missing), so such frames are
-        left out of the loss entirely. A batch with none converged gives a zero loss.
+        The pose P(x*; θ) depends on θ directly (μ, e, σ, s₀) as well as through x*, so frames
+        whose solve was masked are left out entirely rather than sending half a gradient. A batch
+        with none left gives a zero loss.
         """
-        if self.layer.nonconverged != "mask":
-            return mpjpe(solution.x, batch.joints3d)
-        keep = solution.converged
+        keep = self.trainable(solution)
         if not bool(keep.any()):
             return solution.x.sum() * 0.0
         return mpjpe(solution.x[keep], batch.joints3d[keep])
