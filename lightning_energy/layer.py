@@ -196,5 +196,5 @@ def _concatenate(chunks: list[Solution]) -> Solution:
     for chunk in chunks:
         chunk.diagnostics = diagnostics  # the adjoints write their backward statistics here
     fields = ("x", "value", "status", "converged", "num_steps", "grad_norm", "damping")
-    merged = {f: torch.cat([getattr(c, f) for c in chunks]) for f in fields}
+    merged: dict[str, Any] = {f: torch.cat([getattr(c, f) for c in chunks]) for f in fields}
     return Solution(**merged, diagnostics=diagnostics)

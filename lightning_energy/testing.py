@@ -104,7 +104,7 @@ def check_energy(
         with torch.no_grad():
             return (layer(perturbed_inputs, solution.x.detach()).x * weights).sum()
 
-    params = [p for p in energy.parameters() if p.requires_grad]
+    params: list[Tensor] = [p for p in energy.parameters() if p.requires_grad]
     param_error = _param_check(layer, params, inputs, x0, weights, loss, step, gen)
     input_error = _input_check(layer, inputs, x0, weights, loss, step, gen)
     for name, err in (("parameters", param_error), ("inputs", input_error)):
@@ -134,7 +134,7 @@ def _dot(grads: tuple[Tensor | None, ...], dirs: list[Tensor]) -> Tensor:
 
 def _directions(tensors: list[Tensor], gen: torch.Generator) -> list[Tensor]:
     dirs = [torch.randn(t.shape, generator=gen, dtype=t.dtype) for t in tensors]
-    norm = torch.sqrt(sum((d**2).sum() for d in dirs))
+    norm = torch.stack([(d**2).sum() for d in dirs]).sum().sqrt()
     return [d / norm for d in dirs]
 
 

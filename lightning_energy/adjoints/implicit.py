@@ -142,10 +142,10 @@ class ImplicitAdjoint(Adjoint):
         retries = torch.zeros_like(lam, dtype=torch.bool)
         hvp = problem.linearize(x)
         for _ in range(8):
-            v, info = conjugate_gradient(
-                lambda u, lam=lam: hvp(u) + lam[:, None] * u,
-                rhs, self.cg_max_iter, self.cg_rtol,
-            )
+            def damped(u: Tensor, lam: Tensor = lam) -> Tensor:
+                return hvp(u) + lam[:, None] * u
+
+            v, info = conjugate_gradient(damped, rhs, self.cg_max_iter, self.cg_rtol)
             if self.damping != "auto" or not bool(info.negative_curvature.any()):
                 break
             retries = retries | info.negative_curvature
@@ -199,7 +199,8 @@ class _ImplicitArgmin(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad_x: Tensor) -> tuple[Tensor | None, ...]:
         c: _Context = ctx.context
-        x, *curvature = ctx.saved_tensors
+        saved: tuple[Tensor, ...] = ctx.saved_tensors
+        x, curvature = saved[0], saved[1:]
         x = x.detach()  # re-entering autograd through the saved output would recurse
         rhs = torch.where(c.keep[:, None], grad_x.to(x.dtype), 0)
         frozen = Problem(c.energy, c.inputs, c.shape, c.dtype, detach=True)
@@ -207,7 +208,7 @@ class _ImplicitArgmin(torch.autograd.Function):
             v, stats = c.adjoint.damped_solve(frozen, x, rhs, curvature[0] if curvature else None)
         with torch.enable_grad():
             live_problem = Problem(c.energy, c.inputs, c.shape, c.dtype, detach=False)
-            _, directional = jvp(lambda z: live_problem.value(z).sum(), (x,), (-v,))
+            directional = jvp(lambda z: live_problem.value(z).sum(), (x,), (-v,))[1]
             leaves = differentiable_leaves(c.energy, c.inputs)
             grads = torch.autograd.grad(directional, leaves, allow_unused=True)
         c.solution.diagnostics.update({f"backward/{k}": val for k, val in stats.items()})

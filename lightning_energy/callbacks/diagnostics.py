@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback
@@ -135,7 +136,8 @@ class EnergyParameterMonitor(Callback):
             return
         import wandb
 
-        data = {f"energy/{n}/histogram": wandb.Histogram(p.detach().float().cpu().numpy())
+        data = {f"energy/{n}/histogram": wandb.Histogram(
+            np_histogram=np.histogram(p.detach().float().cpu().numpy(), bins=64))
                 for n, p in energy.named_parameters() if p.numel() > 1}
         for logger in loggers:
             if data:

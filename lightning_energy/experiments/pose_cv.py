@@ -212,7 +212,7 @@ def run_fold(held: str, subjects: Sequence[str], args: argparse.Namespace) -> di
     if not args.skip_baselines:
         baselines(args, train_set, val_set, test_set, methods)
     trained("learned (implicit, all groups)", make_energy(args), train_set, test_set, args,
-            methods, adjoint=ImplicitAdjoint(damping=1e-2, hessian=args.hessian))
+            methods, adjoint=ImplicitAdjoint(damping=args.damping, hessian=args.hessian))
     if args.unrolled:
         trained("learned (UnrolledAdjoint)", make_energy(args), train_set, test_set, args,
                 methods, adjoint=UnrolledAdjoint())
@@ -343,6 +343,10 @@ def markdown(results: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+def _damping(text: str) -> float | str:
+    return text if text == "auto" else float(text)
+
+
 def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -363,6 +367,8 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--hessian", default="gauss_newton", choices=["gauss_newton", "exact"],
                         help="Hessian of the learned energy's implicit adjoint")
+    parser.add_argument("--damping", type=_damping, default=1e-2,
+                        help="trust-region damping of the learned energy's adjoint (or 'auto')")
     parser.add_argument("--eval-batch-size", type=int, default=512)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--ablations", action="store_true")

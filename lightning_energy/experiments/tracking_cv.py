@@ -367,11 +367,11 @@ def main(argv: Sequence[str] | None = None) -> str:
     """Run the cross-validation, print and return the table."""
     args = parse_args(argv)
     if args.merge:
-        results, args.variants, seconds = merge_runs(args.merge)
-        save(args.out, args, results, seconds)
-        table = format_table(summarise(results))
+        merged, args.variants, seconds = merge_runs(args.merge)
+        save(args.out, args, merged, seconds)
+        table = format_table(summarise(merged))
         print(table)
-        print(f"{len(results)} folds merged from {len(args.merge)} runs, {seconds:.0f} s in all")
+        print(f"{len(merged)} folds merged from {len(args.merge)} runs, {seconds:.0f} s in all")
         return table
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
