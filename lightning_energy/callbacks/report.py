@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback
@@ -64,8 +66,8 @@ class BaselineReport(Callback):
             if index % world != rank:  # each process evaluates its share of the batches
                 continue
             batch = pl_module.transfer_batch_to_device(batch, pl_module.device, 0)
-            baseline_errors = getattr(pl_module, "baseline_errors")  # checked above
-            errors = baseline_errors(pl_module(batch), batch)
+            task: Any = pl_module  # ``baseline_errors`` checked above
+            errors = task.baseline_errors(pl_module(batch), batch)
             for name, err in errors.items():
                 sums[name] = sums.get(name, 0) + err.double().sum()
             count += next(iter(errors.values())).numel() if errors else 0

@@ -43,9 +43,9 @@ from lightning_energy.data.h36m import load_h36m
 from lightning_energy.data.pose_batch import PoseArrays
 from lightning_energy.energies.pose import PARAMETER_GROUPS, MultiViewPoseEnergy
 from lightning_energy.solvers.gauss_newton import LevenbergMarquardt
-from lightning_energy.tasks.pose import MultiViewPoseTask
+from lightning_energy.tasks.pose import SHAPE_PARAMETERS, MultiViewPoseTask
 
-SHAPE_GROUP = ["mean", "bases", "log_std"]
+SHAPE_GROUP = list(SHAPE_PARAMETERS)
 OTHER_GROUP = ["log_weights", "log_prior", "kernel.log_scale", "camera_rotation",
                "log_scale_offset", "log_scale_prior"]  # fmt: skip
 
@@ -78,18 +78,18 @@ def task_for(energy: MultiViewPoseEnergy, args: argparse.Namespace,
 
 
 def optimizer_for(task: MultiViewPoseTask, args: argparse.Namespace) -> torch.optim.Optimizer:
-    """Adam with ``args.lr`` (``args.shape_lr`` for μ, e, σ) and optional cosine decay."""
-    shape = [p for n, p in task.pose_energy.named_parameters() if n in SHAPE_GROUP]
-    rest = [p for n, p in task.pose_energy.named_parameters() if n not in SHAPE_GROUP]
-    groups = [{"params": shape, "lr": args.shape_lr or args.lr}, {"params": rest, "lr": args.lr}]
-    return torch.optim.Adam([g for g in groups if g["params"]])
+    """Adam over the task's parameter groups: ``args.shape_lr`` for μ, e, σ, ``args.lr`` else."""
+    task.energy_lr = args.lr
+    task.shape_lr = args.shape_lr or args.lr
+    return torch.optim.Adam(task.parameter_groups())
 
 
 def train(task: MultiViewPoseTask, arrays: PoseArrays, args: argparse.Namespace) -> dict:
     """Adam on the energy parameters for ``args.steps`` batches; returns time and losses.
 
     The task's own loss and alternation rule are used; frames are drawn without replacement
-    (reshuffled when exhausted) from ``arrays`` with a fixed seed.
+    (reshuffled when exhausted) from ``arrays`` with a fixed seed. With ``args.ema`` > 0 the
+    task ends with the exponential moving average of its energy parameters (decay ``args.ema``).
     """
     optimizer = optimizer_for(task, args)
     # Cosine decay to 10% lets a larger initial rate settle; constant when ``--cosine`` is off.
@@ -99,6 +99,8 @@ def train(task: MultiViewPoseTask, arrays: PoseArrays, args: argparse.Namespace)
     device = device_of(task)
     gen = np.random.default_rng(args.seed)
     order, losses, start = gen.permutation(len(arrays)), [], time.perf_counter()
+    params = dict(task.pose_energy.named_parameters())
+    average = {n: p.detach().clone() for n, p in params.items()} if args.ema else {}
     for step in range(args.steps):
         if (step + 1) * args.batch_size > len(order):
             order = np.concatenate([order, gen.permutation(len(arrays))])
@@ -113,7 +115,12 @@ def train(task: MultiViewPoseTask, arrays: PoseArrays, args: argparse.Namespace)
                 param.grad = param.grad if name in active else None
         optimizer.step()
         decay.step()
+        for name, value in average.items():
+            value.lerp_(params[name].detach(), 1.0 - args.ema)
         losses.append(float(loss.detach()))
+    with torch.no_grad():
+        for name, value in average.items():
+            params[name].copy_(value)
     return {"seconds": time.perf_counter() - start, "losses": losses}
 
 
@@ -363,6 +370,9 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--shape-lr", type=float, default=None,
                         help="learning rate of μ, e, σ (default: --lr)")
     parser.add_argument("--cosine", action="store_true", help="cosine decay to 10%% of the lr")
+    parser.add_argument("--ema", type=float, default=0.0,
+                        help="end with the exponential moving average of the energy parameters "
+                             "(this decay per step; 0: the last iterate)")
     parser.add_argument("--solver-steps", type=int, default=30, help="LM steps per solve")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--hessian", default="gauss_newton", choices=["gauss_newton", "exact"],

@@ -25,6 +25,9 @@ from lightning_energy.solvers.multistart import MultiStart
 from lightning_energy.solvers.solution import Solution
 from lightning_energy.tasks.base import EnergyTask
 
+#: Parameters of the PPCA shape model (mean, bases, log std) within the pose energy.
+SHAPE_PARAMETERS = ("mean", "bases", "log_std")
+
 
 def build_pose_layer(
     energy: MultiViewPoseEnergy,
@@ -95,6 +98,10 @@ class MultiViewPoseTask(EnergyTask):
         optimizer: Optimizer factory.
         scheduler: Optional scheduler factory.
         energy_lr: Learning rate of the energy parameters.
+        shape_lr: Learning rate of the shape model (μ, e, σ: :data:`SHAPE_PARAMETERS`); default
+            ``energy_lr``. The shape model has thousands of coordinates in metres, the other
+            groups a few dozen log-scale weights, and one rate does not suit both
+            (docs/results/pose.md, "Protocol").
     """
 
     def __init__(
@@ -107,6 +114,7 @@ class MultiViewPoseTask(EnergyTask):
         optimizer: OptimizerCallable = torch.optim.Adam,
         scheduler: LRSchedulerCallable | None = None,
         energy_lr: float = 1e-3,
+        shape_lr: float | None = None,
     ) -> None:
         energy = energy or MultiViewPoseEnergy(None, num_components=1)
         layer = build_pose_layer(energy, solver, adjoint, yaw_starts)
@@ -118,6 +126,7 @@ class MultiViewPoseTask(EnergyTask):
                 raise ValueError(f"Expected `alternate` groups of parameter names in "
                                  f"{sorted(names)}, got unknown {sorted(unknown)}.")
         self.alternate = alternate
+        self.shape_lr = energy_lr if shape_lr is None else shape_lr
 
     @property
     def pose_energy(self) -> MultiViewPoseEnergy:
@@ -125,6 +134,17 @@ class MultiViewPoseTask(EnergyTask):
         energy = self.layer.energy
         assert isinstance(energy, MultiViewPoseEnergy)
         return energy
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """The energy's shape model at ``shape_lr``, its other parameters at ``energy_lr``."""
+        named = [(n, p) for n, p in self.pose_energy.named_parameters() if p.requires_grad]
+        groups = [
+            {"params": [p for n, p in named if n in SHAPE_PARAMETERS], "lr": self.shape_lr,
+             "name": "shape"},
+            {"params": [p for n, p in named if n not in SHAPE_PARAMETERS], "lr": self.energy_lr,
+             "name": "energy"},
+        ]  # fmt: skip
+        return [g for g in groups if g["params"]]
 
     def energy_inputs(self, batch: PoseBatch) -> Any:  # noqa: D102
         return pose_energy_inputs(batch.to(dtype=torch.float64),

@@ -15,7 +15,9 @@ from lightning_energy.baselines.pose import (
     frame_errors,
     grid_search,
     load_authors_parameters,
+    mpjpe_without_offset,
     per_joint_error,
+    per_joint_offset,
     refit_ppca_model,
 )
 from lightning_energy.data.pose_synthetic import generate_synthetic_poses, tiny_pose_model
@@ -90,6 +92,30 @@ def test_per_joint_error_finds_the_displaced_joint() -> None:
     expected = np.zeros(17)
     expected[3] = 50.0
     np.testing.assert_allclose(error, expected, atol=1e-4)
+
+
+def test_per_joint_offset_is_signed_and_in_the_body_frame() -> None:
+    arrays = generate_synthetic_poses(6, seed=4)
+    up = torch.zeros(17, 3, dtype=torch.float64)
+    up[10, 2] = 25.0  # the head 25 mm too high, whichever way the subject faces
+
+    def predict(batch):
+        pose = batch.joints3d.double() + up
+        right = pose[:, 1] - pose[:, 4]  # RHip - LHip, the body's x axis
+        right[:, 2] = 0.0
+        # the right wrist 10 mm further to the subject's right
+        pose[:, 16] += 10.0 * torch.nn.functional.normalize(right, dim=-1)
+        return pose
+
+    offset = per_joint_offset(predict, arrays, batch_size=4)
+    expected = np.zeros((17, 3))
+    expected[10] = [0.0, 0.0, 25.0]
+    expected[16] = [10.0, 0.0, 0.0]
+    np.testing.assert_allclose(offset, expected, atol=1e-6)
+    assert mpjpe_without_offset(predict, arrays, offset, batch_size=4) == pytest.approx(0.0,
+                                                                                    abs=1e-6)
+    forward = arrays.joints3d[:, 1] - arrays.joints3d[:, 4]
+    assert np.ptp(np.arctan2(forward[:, 1], forward[:, 0])) > 0.5  # several facing directions
 
 
 @pytest.mark.skipif(not PPCA_ROOT.is_dir(), reason="authors' PPCA files not staged")

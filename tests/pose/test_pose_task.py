@@ -71,6 +71,19 @@ def test_alternate_updates_only_the_active_group() -> None:
     assert task.pose_energy.mean.grad is not None
 
 
+def test_shape_model_has_its_own_learning_rate() -> None:
+    energy = MultiViewPoseEnergy(None, num_components=1, learn=["mean", "bases", "weights"])
+    task = MultiViewPoseTask(energy, energy_lr=1e-2, shape_lr=2e-3)
+    optimizer = task.configure_optimizers()
+    groups = {g["name"]: g for g in optimizer.param_groups}
+    assert groups["shape"]["lr"] == 2e-3
+    assert groups["energy"]["lr"] == 1e-2
+    assert {id(p) for p in groups["shape"]["params"]} == {id(energy.mean), id(energy.bases)}
+    assert [id(p) for p in groups["energy"]["params"]] == [id(energy.log_weights)]
+    default = MultiViewPoseTask(MultiViewPoseEnergy(None, num_components=1), energy_lr=5e-3)
+    assert {g["lr"] for g in default.configure_optimizers().param_groups} == {5e-3}
+
+
 def test_unknown_alternate_name_raises() -> None:
     import pytest
 
