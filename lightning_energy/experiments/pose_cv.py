@@ -89,7 +89,8 @@ def train(task: MultiViewPoseTask, arrays: PoseArrays, args: argparse.Namespace)
 
     The task's own loss and alternation rule are used; frames are drawn without replacement
     (reshuffled when exhausted) from ``arrays`` with a fixed seed. With ``args.ema`` > 0 the
-    task ends with the exponential moving average of its energy parameters (decay ``args.ema``).
+    task ends with the exponential moving average of its energy parameters (decay ``args.ema``),
+    bias-corrected so that the untrained parameters it starts from carry no weight.
     """
     optimizer = optimizer_for(task, args)
     # Cosine decay to 10% lets a larger initial rate settle; constant when ``--cosine`` is off.
@@ -100,7 +101,7 @@ def train(task: MultiViewPoseTask, arrays: PoseArrays, args: argparse.Namespace)
     gen = np.random.default_rng(args.seed)
     order, losses, start = gen.permutation(len(arrays)), [], time.perf_counter()
     params = dict(task.pose_energy.named_parameters())
-    average = {n: p.detach().clone() for n, p in params.items()} if args.ema else {}
+    average = {n: torch.zeros_like(p.detach()) for n, p in params.items()} if args.ema else {}
     for step in range(args.steps):
         if (step + 1) * args.batch_size > len(order):
             order = np.concatenate([order, gen.permutation(len(arrays))])
@@ -120,7 +121,7 @@ def train(task: MultiViewPoseTask, arrays: PoseArrays, args: argparse.Namespace)
         losses.append(float(loss.detach()))
     with torch.no_grad():
         for name, value in average.items():
-            params[name].copy_(value)
+            params[name].copy_(value / (1.0 - args.ema**args.steps))
     return {"seconds": time.perf_counter() - start, "losses": losses}
 
 
@@ -218,7 +219,9 @@ def run_fold(held: str, subjects: Sequence[str], args: argparse.Namespace) -> di
     args.results[held] = out  # filled in as methods finish; written after each (``evaluate``)
     if not args.skip_baselines:
         baselines(args, train_set, val_set, test_set, methods)
-    trained("learned (implicit, all groups)", make_energy(args), train_set, test_set, args,
+    name = "learned (implicit, all groups)" if args.damping == 1e-2 else \
+        f"learned (implicit, all groups, damping {args.damping})"
+    trained(name, make_energy(args), train_set, test_set, args,
             methods, adjoint=ImplicitAdjoint(damping=args.damping, hessian=args.hessian))
     if args.unrolled:
         trained("learned (UnrolledAdjoint)", make_energy(args), train_set, test_set, args,
@@ -354,6 +357,13 @@ def _damping(text: str) -> float | str:
     return text if text == "auto" else float(text)
 
 
+def _decay(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a decay in [0, 1), got {text}")
+    return value
+
+
 def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -370,7 +380,7 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--shape-lr", type=float, default=None,
                         help="learning rate of μ, e, σ (default: --lr)")
     parser.add_argument("--cosine", action="store_true", help="cosine decay to 10%% of the lr")
-    parser.add_argument("--ema", type=float, default=0.0,
+    parser.add_argument("--ema", type=_decay, default=0.0,
                         help="end with the exponential moving average of the energy parameters "
                              "(this decay per step; 0: the last iterate)")
     parser.add_argument("--solver-steps", type=int, default=30, help="LM steps per solve")

@@ -100,8 +100,8 @@ class MultiViewPoseTask(EnergyTask):
         energy_lr: Learning rate of the energy parameters.
         shape_lr: Learning rate of the shape model (μ, e, σ: :data:`SHAPE_PARAMETERS`); default
             ``energy_lr``. The shape model has thousands of coordinates in metres, the other
-            groups a few dozen log-scale weights, and one rate does not suit both
-            (docs/results/pose.md, "Protocol").
+            groups ~80 log weights, log scales and rotation corrections, and one rate does not
+            suit both (docs/results/pose.md, "Second tuning round").
     """
 
     def __init__(
@@ -136,7 +136,13 @@ class MultiViewPoseTask(EnergyTask):
         return energy
 
     def parameter_groups(self) -> list[dict[str, Any]]:
-        """The energy's shape model at ``shape_lr``, its other parameters at ``energy_lr``."""
+        """The energy's shape model at ``shape_lr``, its other parameters at ``energy_lr``.
+
+        With equal rates this is the base class's single ``"energy"`` group, so optimizer states
+        saved before ``shape_lr`` existed still resume.
+        """
+        if self.shape_lr == self.energy_lr:
+            return super().parameter_groups()
         named = [(n, p) for n, p in self.pose_energy.named_parameters() if p.requires_grad]
         groups = [
             {"params": [p for n, p in named if n in SHAPE_PARAMETERS], "lr": self.shape_lr,

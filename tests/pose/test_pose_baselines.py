@@ -103,14 +103,18 @@ def test_per_joint_offset_is_signed_and_in_the_body_frame() -> None:
         pose = batch.joints3d.double() + up
         right = pose[:, 1] - pose[:, 4]  # RHip - LHip, the body's x axis
         right[:, 2] = 0.0
-        # the right wrist 10 mm further to the subject's right
-        pose[:, 16] += 10.0 * torch.nn.functional.normalize(right, dim=-1)
+        # the right wrist 10 mm further to the subject's right, the left one 15 mm forward
+        right = torch.nn.functional.normalize(right, dim=-1)
+        up_axis = right.new_tensor([0.0, 0.0, 1.0]).expand_as(right)
+        pose[:, 16] += 10.0 * right
+        pose[:, 13] += 15.0 * torch.linalg.cross(up_axis, right)
         return pose
 
     offset = per_joint_offset(predict, arrays, batch_size=4)
     expected = np.zeros((17, 3))
     expected[10] = [0.0, 0.0, 25.0]
     expected[16] = [10.0, 0.0, 0.0]
+    expected[13] = [0.0, 15.0, 0.0]
     np.testing.assert_allclose(offset, expected, atol=1e-6)
     assert mpjpe_without_offset(predict, arrays, offset, batch_size=4) == pytest.approx(0.0,
                                                                                     abs=1e-6)
