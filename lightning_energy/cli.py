@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch.distributed
 from jsonargparse import lazy_instance
 from pytorch_lightning.cli import LightningCLI, SaveConfigCallback
 
@@ -89,7 +90,14 @@ def main(args: list[str] | None = None) -> None:
     if argv[:1] == ["bench"]:
         _bench(argv[1:])
         return
-    run_cli(None if args is None else argv)
+    try:
+        run_cli(None if args is None else argv)
+    finally:
+        # A gloo process group left to interpreter exit can abort the process ("terminate
+        # called without an active exception") after a successful run: its threads are torn
+        # down while still joinable. Lightning does not destroy the group it created.
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
 
 
 def run_cli(argv: list[str] | None, run: bool = True) -> EnergyCLI:
