@@ -40,7 +40,7 @@ from lightning_energy.baselines.pose import (
     refit_ppca_model,
 )
 from lightning_energy.data.h36m import load_h36m
-from lightning_energy.data.pose_batch import PoseArrays
+from lightning_energy.data.pose_batch import PoseArrays, PoseBatch
 from lightning_energy.energies.pose import PARAMETER_GROUPS, MultiViewPoseEnergy
 from lightning_energy.solvers.gauss_newton import LevenbergMarquardt
 from lightning_energy.tasks.pose import SHAPE_PARAMETERS, MultiViewPoseTask
@@ -62,10 +62,27 @@ def device_of(task: MultiViewPoseTask) -> torch.device:
     return next(itertools.chain(task.parameters(), task.buffers())).device
 
 
-def predictor(task: MultiViewPoseTask) -> Predictor:
-    """CPU batch → predicted poses (B, J, 3), mm, on the CPU (solved on the task's device)."""
-    device = device_of(task)
-    return lambda batch: task(batch.to(device)).x.cpu()
+class SolvedPredictor:
+    """CPU batch → predicted poses (B, J, 3), mm, on the CPU (solved on the task's device).
+
+    Counts the frames whose solve converged, so that every table row built from its predictions
+    can say how many were not (they are still scored: a method must answer every frame).
+    """
+
+    def __init__(self, task: MultiViewPoseTask) -> None:
+        self.task, self.device = task, device_of(task)
+        self.frames, self.converged = 0, 0
+
+    def __call__(self, batch: PoseBatch) -> torch.Tensor:  # noqa: D102
+        solution = self.task(batch.to(self.device))
+        self.frames += len(batch)
+        self.converged += int(solution.converged.sum())
+        return solution.x.cpu()
+
+
+def predictor(task: MultiViewPoseTask) -> SolvedPredictor:
+    """A :class:`SolvedPredictor` of ``task``."""
+    return SolvedPredictor(task)
 
 
 def task_for(energy: MultiViewPoseEnergy, args: argparse.Namespace,
@@ -73,14 +90,13 @@ def task_for(energy: MultiViewPoseEnergy, args: argparse.Namespace,
              alternate: list[list[str]] | None = None) -> MultiViewPoseTask:
     """A pose task around ``energy`` (LM with ``args.solver_steps``) on ``args.device``."""
     solver = LevenbergMarquardt(max_steps=args.solver_steps, tol=1e-4, dtype="float64")
-    task = MultiViewPoseTask(energy, solver=solver, adjoint=adjoint, alternate=alternate)
+    task = MultiViewPoseTask(energy, solver=solver, adjoint=adjoint, alternate=alternate,
+                             energy_lr=args.lr, shape_lr=args.shape_lr)
     return task.to(args.device)
 
 
-def optimizer_for(task: MultiViewPoseTask, args: argparse.Namespace) -> torch.optim.Optimizer:
-    """Adam over the task's parameter groups: ``args.shape_lr`` for μ, e, σ, ``args.lr`` else."""
-    task.energy_lr = args.lr
-    task.shape_lr = args.shape_lr or args.lr
+def optimizer_for(task: MultiViewPoseTask) -> torch.optim.Optimizer:
+    """Adam over the task's parameter groups (``--shape-lr`` for μ, e, σ, ``--lr`` else)."""
     return torch.optim.Adam(task.parameter_groups())
 
 
@@ -92,7 +108,7 @@ def train(task: MultiViewPoseTask, arrays: PoseArrays, args: argparse.Namespace)
     task ends with the exponential moving average of its energy parameters (decay ``args.ema``),
     bias-corrected so that the untrained parameters it starts from carry no weight.
     """
-    optimizer = optimizer_for(task, args)
+    optimizer = optimizer_for(task)
     # Cosine decay to 10% lets a larger initial rate settle; constant when ``--cosine`` is off.
     decay = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda k: 0.55 + 0.45 * math.cos(math.pi * k / args.steps) if args.cosine
@@ -129,13 +145,15 @@ def evaluate(name: str, predict: Predictor, arrays: PoseArrays, out: dict, args:
              extra: dict | None = None, **kw: Any) -> None:
     """Evaluate one method and store its summary under ``out[name]``."""
     errors: FrameErrors = evaluate_poses(predict, arrays, batch_size=args.eval_batch_size, **kw)
+    if isinstance(predict, SolvedPredictor):  # DLT has no solve to converge
+        extra = {**(extra or {}), "converged": predict.converged / max(predict.frames, 1)}
     out[name] = {"mpjpe": float(errors.mpjpe.mean()), "pa_mpjpe": float(errors.pa_mpjpe.mean()),
                  "mpjpe16": float(errors.mpjpe16.mean()), "by_action": errors.by_action(),
                  "eval_seconds": errors.seconds, **(extra or {})}  # fmt: skip
     write_results(args)
     print(f"  {name:30s} MPJPE {out[name]['mpjpe']:6.1f}  PA {out[name]['pa_mpjpe']:6.1f}  "
           f"16j {out[name]['mpjpe16']:6.1f}  ({errors.seconds:.0f} s eval) "
-          f"{ {k: round(v, 1) for k, v in (extra or {}).items()} }", flush=True)
+          f"{ {k: round(v, 3) for k, v in (extra or {}).items()} }", flush=True)
 
 
 def trained(name: str, energy: MultiViewPoseEnergy, train_set: PoseArrays,
@@ -334,12 +352,15 @@ def write_results(args: argparse.Namespace) -> None:
 
 
 def markdown(results: dict[str, dict]) -> str:
-    """Mean ± std over folds of every method's MPJPE / PA-MPJPE, and training time."""
+    """Mean ± std over folds of every method's MPJPE / PA-MPJPE, training time, converged share.
+
+    The converged share is that of the evaluated frames' solves ("–" for methods without one).
+    """
     names: list[str] = []
     for fold in results.values():
         names += [n for n in fold["methods"] if n not in names]
-    lines = ["| method | MPJPE (mm) | PA-MPJPE (mm) | MPJPE 16 joints | train s | folds |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| method | MPJPE (mm) | PA-MPJPE (mm) | MPJPE 16 joints | train s | converged "
+             "| folds |", "|---|---|---|---|---|---|---|"]
     for name in names:
         rows = [f["methods"][name] for f in results.values()
                 if "mpjpe" in f["methods"].get(name, {})]  # fmt: skip
@@ -347,9 +368,11 @@ def markdown(results: dict[str, dict]) -> str:
             continue
         m, p, m16 = (np.array([r[k] for r in rows]) for k in ("mpjpe", "pa_mpjpe", "mpjpe16"))
         secs = np.mean([r.get("train_seconds", 0.0) for r in rows])
+        shares = [r["converged"] for r in rows if "converged" in r]
+        converged = f"{100 * np.mean(shares):.1f}%" if shares else "–"
         lines.append(f"| {name} | {m.mean():.1f} ± {m.std():.1f} | {p.mean():.1f} ± "
                      f"{p.std():.1f} | {m16.mean():.1f} ± {m16.std():.1f} | {secs:.0f} | "
-                     f"{len(rows)} |")
+                     f"{converged} | {len(rows)} |")
     return "\n".join(lines)
 
 

@@ -48,6 +48,7 @@ class EnergyTask(pl.LightningModule, ABC):
         freeze_backbone: bool = False,
     ) -> None:
         super().__init__()
+        check_learning_rates(energy_lr=energy_lr, backbone_lr=backbone_lr)
         self.layer = layer
         self.backbone = backbone
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
@@ -169,6 +170,13 @@ class EnergyTask(pl.LightningModule, ABC):
         if self.scheduler_factory is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": self.scheduler_factory(optimizer)}
+
+
+def check_learning_rates(**rates: float | None) -> None:
+    """Raise ``ValueError`` naming the first rate that is given but not a positive number."""
+    for name, rate in rates.items():
+        if rate is not None and not (isinstance(rate, int | float) and rate > 0):
+            raise ValueError(f"Expected `{name}` to be a float > 0, got {rate!r}.")
 
 
 def metrics_key(stage: str) -> str:

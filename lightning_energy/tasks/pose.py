@@ -23,7 +23,7 @@ from lightning_energy.solvers.base import Solver
 from lightning_energy.solvers.gauss_newton import LevenbergMarquardt
 from lightning_energy.solvers.multistart import MultiStart
 from lightning_energy.solvers.solution import Solution
-from lightning_energy.tasks.base import EnergyTask
+from lightning_energy.tasks.base import EnergyTask, check_learning_rates
 
 #: Parameters of the PPCA shape model (mean, bases, log std) within the pose energy.
 SHAPE_PARAMETERS = ("mean", "bases", "log_std")
@@ -116,6 +116,7 @@ class MultiViewPoseTask(EnergyTask):
         energy_lr: float = 1e-3,
         shape_lr: float | None = None,
     ) -> None:
+        check_learning_rates(shape_lr=shape_lr)
         energy = energy or MultiViewPoseEnergy(None, num_components=1)
         layer = build_pose_layer(energy, solver, adjoint, yaw_starts)
         super().__init__(layer, None, optimizer, scheduler, energy_lr)

@@ -135,6 +135,9 @@ def test_authors_parameters_load_into_the_energy() -> None:
 
 
 def test_markdown_table_lists_methods() -> None:
-    fold = {"methods": {"m": {"mpjpe": 40.0, "pa_mpjpe": 30.0, "mpjpe16": 39.0}}}
+    fold = {"methods": {"m": {"mpjpe": 40.0, "pa_mpjpe": 30.0, "mpjpe16": 39.0},
+                        "e": {"mpjpe": 40.0, "pa_mpjpe": 30.0, "mpjpe16": 39.0,
+                              "converged": 0.97}}}
     text = markdown({"S1": fold, "S5": fold})
-    assert "| m | 40.0 ± 0.0 | 30.0 ± 0.0 | 39.0 ± 0.0 | 0 | 2 |" in text
+    assert "| m | 40.0 ± 0.0 | 30.0 ± 0.0 | 39.0 ± 0.0 | 0 | – | 2 |" in text
+    assert "| e | 40.0 ± 0.0 | 30.0 ± 0.0 | 39.0 ± 0.0 | 0 | 97.0% | 2 |" in text

@@ -86,6 +86,15 @@ def test_shape_model_has_its_own_learning_rate() -> None:
     assert group["name"] == "energy"
 
 
+def test_bad_learning_rates_are_named() -> None:
+    import pytest
+
+    with pytest.raises(ValueError, match=r"`shape_lr` to be a float > 0, got -0\.1"):
+        MultiViewPoseTask(MultiViewPoseEnergy(None, num_components=1), shape_lr=-0.1)
+    with pytest.raises(ValueError, match=r"`energy_lr` to be a float > 0, got 0\."):
+        MultiViewPoseTask(MultiViewPoseEnergy(None, num_components=1), energy_lr=0)
+
+
 def test_unknown_alternate_name_raises() -> None:
     import pytest
 
