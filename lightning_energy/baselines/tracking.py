@@ -101,18 +101,57 @@ def robust_consensus(trackers: Sequence[int] | None = None) -> Fuser:
     return fuse
 
 
+def _box_iou(a: Tensor, b: Tensor) -> Tensor:
+    """IoU of ``(x, y, w, h)`` boxes ``a`` and ``b`` (broadcast over leading dims); NaN → 0."""
+    inter_wh = (torch.minimum(a[..., :2] + a[..., 2:], b[..., :2] + b[..., 2:])
+                - torch.maximum(a[..., :2], b[..., :2])).clamp_min(0)
+    inter = inter_wh.prod(-1)
+    union = a[..., 2:].prod(-1) + b[..., 2:].prod(-1) - inter
+    return torch.nan_to_num(torch.where(union > 0, inter / union.clamp_min(1e-12), 0.0))
+
+
 def oracle(item: TrackerResults) -> Tensor:
     """Per frame, the box of the tracker with the highest IoU with the ground truth (hindsight)."""
     boxes, valid = _as_batch(item)
-    gt = _gt(item)
-    p, g = boxes[0], gt[:, None]
-    inter_wh = (torch.minimum(p[..., :2] + p[..., 2:], g[..., :2] + g[..., 2:])
-                - torch.maximum(p[..., :2], g[..., :2])).clamp_min(0)
-    inter = inter_wh.prod(-1)
-    union = p[..., 2:].prod(-1) + g[..., 2:].prod(-1) - inter
-    iou = torch.where(valid[0] & (union > 0), inter / union.clamp_min(1e-12), -1.0)
+    p = boxes[0]
+    iou = torch.where(valid[0], _box_iou(p, _gt(item)[:, None]), -1.0)
     best = iou.argmax(-1)
     return p[torch.arange(p.shape[0]), best]
+
+
+def sequence_oracle(item: TrackerResults) -> Tensor:
+    """The one tracker with the best success AUC on this sequence (hindsight).
+
+    The upper bound of any method that picks a single tracker per sequence, e.g. from how much
+    the trackers agree; compare with the per-frame :func:`oracle`.
+    """
+    aucs = [sequence_scores(single_tracker(k)(item), item)["success_auc"]
+            for k in range(item.boxes.shape[1])]
+    return single_tracker(int(np.argmax(aucs)))(item)
+
+
+def agreement_selected(trust: np.ndarray | None = None) -> Fuser:
+    """Per sequence, the tracker that agrees most with the others (no ground truth).
+
+    Tracker k scores trust_k · Σ_{j≠k} trust_j IoU̅_kj / Σ_{j≠k} trust_j, with IoU̅_kj the mean IoU
+    of the two trackers' boxes over the sequence (a missing box counts 0); the best-scoring
+    tracker's boxes are returned whole.
+
+    Args:
+        trust: Non-negative per-tracker weights (K,), e.g. from the training AUCs (default 1).
+    """
+
+    def fuse(item: TrackerResults) -> Tensor:
+        boxes = torch.from_numpy(item.boxes).to(torch.float64)
+        k = boxes.shape[1]
+        w = torch.ones(k, dtype=torch.float64) if trust is None else torch.as_tensor(
+            trust, dtype=torch.float64)
+        mean_iou = _box_iou(boxes[:, :, None], boxes[:, None, :]).mean(0).fill_diagonal_(0.0)
+        others = (w.sum() - w).clamp_min(1e-12)
+        score = w * (mean_iou * w).sum(-1) / others
+        return single_tracker(int(score.argmax()))(item)
+
+    return fuse
 
 
 def top_k(aucs: np.ndarray, k: int) -> list[int]:

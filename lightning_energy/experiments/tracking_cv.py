@@ -77,10 +77,11 @@ def make_task(num_trackers: int, weights: list[float] | None = None, delta: floa
               network: bool = False, learn_smoothness: bool = True,
               learn_tracker_weights: bool = True, alternate_every: int = 0,
               weighted_start: bool = True, weighted_reference: bool = False,
-              temporal: int = 0) -> TrackerFusionTask:
+              temporal: int = 0, width: int = 9,
+              dilations: tuple[int, ...] = (1, 4)) -> TrackerFusionTask:
     """A fusion task with the given hand-set energy (α = multiplier × (1, 10)).
 
-    ``network``, ``weighted_reference`` and ``temporal`` configure the
+    ``network``, ``weighted_reference``, ``temporal``, ``width`` and ``dilations`` configure the
     :class:`~lightning_energy.networks.tracker.TrackerFeatureNet` (none without ``network``).
     """
     energy = TrackFusionEnergy(num_trackers, alpha=(alpha, 10 * alpha), beta=(1.0, 1.0),
@@ -91,7 +92,8 @@ def make_task(num_trackers: int, weights: list[float] | None = None, delta: floa
     layer = EnergyLayer(energy, BandedIRLS(max_steps=30, tol=1e-5),
                         adjoint() if adjoint is not None else BandedImplicitAdjoint(1e-2))
     backbone = (TrackerFeatureNet(num_trackers, weighted_reference=weighted_reference,
-                                  temporal=temporal) if network else None)
+                                  temporal=temporal, width=width, dilations=dilations)
+                if network else None)
     return TrackerFusionTask(layer, backbone, energy_lr=2e-2, backbone_lr=3e-3,
                              alternate_every=alternate_every)
 
@@ -205,8 +207,29 @@ def fixed_baselines(train: TrackingSequences, test: TrackingSequences,
     for how in ("median", "mean"):
         rows[f"{how} of all"] = bl.score_sequences(bl.coordinatewise(how), test)
         rows[f"{how} of top-{top}"] = bl.score_sequences(bl.coordinatewise(how, chosen), test)
+    trust = agreement_trust(train, aucs)
+    rows["agreement-selected tracker per sequence (trust chosen on train)"] = bl.score_sequences(
+        bl.agreement_selected(trust), test)
+    rows["oracle (per-sequence best tracker, hindsight)"] = bl.score_sequences(
+        bl.sequence_oracle, test)
     rows["oracle (per-frame best, hindsight)"] = bl.score_sequences(bl.oracle, test)
     return rows
+
+
+def agreement_trust(train: TrackingSequences, aucs: np.ndarray) -> np.ndarray | None:
+    """Trust of :func:`~lightning_energy.baselines.tracking.agreement_selected`, chosen on train.
+
+    Uniform, or the hand-set weights of the training AUCs at one of the grid's temperatures,
+    whichever selects best on the training sequences.
+    """
+    best: tuple[np.ndarray | None, float] = (None, -1.0)
+    for temperature in GRID["temperature"]:
+        trust = None if temperature is None else np.array(
+            default_tracker_weights(list(aucs), temperature))
+        auc = bl.score_sequences(bl.agreement_selected(trust), train)["success_auc"]
+        if auc > best[1]:
+            best = (trust, auc)
+    return best[0]
 
 
 def run_fold(data: TrackingSequences, fold: int, args: argparse.Namespace) -> dict[str, dict]:
@@ -216,6 +239,8 @@ def run_fold(data: TrackingSequences, fold: int, args: argparse.Namespace) -> di
     train, test = data.subset(train_names), data.subset(test_names)
     aucs = bl.tracker_aucs(train)
     rows = fixed_baselines(train, test, aucs, args.top)
+    if args.baselines_only:
+        return rows
     k = data.num_trackers
     hand_set = make_task(k, weighted_start=not args.consensus_start)
     rows["energy, hand-set (uniform weights)"] = bl.score_sequences(task_fuser(hand_set), test)
@@ -237,7 +262,8 @@ def run_fold(data: TrackingSequences, fold: int, args: argparse.Namespace) -> di
         print(f"fold {fold}: inner grid winner δ={point['delta']}, "
               f"AUC weights={point['weights'] is not None}, fit AUC {fit_auc:.3f}", flush=True)
     network = {"network": True, "weighted_reference": args.weighted_reference,
-               "temporal": args.temporal}
+               "temporal": args.temporal, "width": args.feature_width,
+               "dilations": tuple(args.dilations)}
     for name in args.variants:
         options = {**network, **VARIANTS.get(name, ABLATIONS.get(name, {}))}
         task = make_task(k, **point, **options)
@@ -346,12 +372,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="network features against the base-weighted median of trackers")
     parser.add_argument("--temporal", type=int, default=0,
                         help="kernel of the network's temporal convolutions (0: none)")
+    parser.add_argument("--feature-width", type=int, default=9,
+                        help="moving-average window of the network's features (frames)")
+    parser.add_argument("--dilations", type=int, nargs="+", default=[1, 4],
+                        help="dilations of the network's temporal convolutions")
     parser.add_argument("--val-fraction", type=float, default=0.0,
                         help="share of training sequences held out for checkpoint selection")
     parser.add_argument("--eval-every", type=int, default=50,
                         help="steps between validation scores (with --val-fraction)")
     parser.add_argument("--balanced", action="store_true",
                         help="draw training windows so that every sequence is equally likely")
+    parser.add_argument("--baselines-only", action="store_true",
+                        help="only the baselines that need no energy (no grid search, no "
+                             "training); merge with a full run's --out for one table")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default=None, help="write per-fold scores as JSON here")
     parser.add_argument("--merge", nargs="+", default=None, metavar="JSON",
@@ -366,6 +399,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> str:
     """Run the cross-validation, print and return the table."""
     args = parse_args(argv)
+    if args.baselines_only:
+        args.variants = []
     if args.merge:
         merged, args.variants, seconds = merge_runs(args.merge)
         save(args.out, args, merged, seconds)

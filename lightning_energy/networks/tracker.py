@@ -141,6 +141,8 @@ class TrackerFeatureNet(nn.Module):
             :class:`~lightning_energy.tasks.tracking.TrackerFusionTask`) instead of the
             unweighted consensus; see :func:`tracker_features`.
         temporal: Kernel size of the temporal convolutions (0: per-frame MLP only).
+        dilations: One residual temporal convolution per dilation (with ``temporal`` > 0); the
+            receptive field is 1 + (``temporal`` − 1)·Σ ``dilations`` frames.
 
     Example:
         >>> import torch
@@ -157,7 +159,7 @@ class TrackerFeatureNet(nn.Module):
 
     def __init__(self, num_trackers: int, embedding: int = 4, hidden: int = 32,
                  bound: float = 4.0, width: int = 9, weighted_reference: bool = False,
-                 temporal: int = 0) -> None:
+                 temporal: int = 0, dilations: tuple[int, ...] = (1, 4)) -> None:
         super().__init__()
         if num_trackers < 1 or embedding < 0 or hidden < 1 or bound <= 0 or temporal < 0:
             raise ValueError(f"Expected num_trackers, hidden >= 1, embedding, temporal >= 0, "
@@ -171,7 +173,9 @@ class TrackerFeatureNet(nn.Module):
         nn.init.zeros_(last.bias)
         self.mlp = nn.Sequential(nn.Linear(NUM_FEATURES + embedding, hidden), nn.SiLU(),
                                  nn.Linear(hidden, hidden), nn.SiLU(), last)
-        self.temporal = TemporalMixer(hidden, temporal) if temporal else None
+        if not dilations or min(dilations) < 1:
+            raise ValueError(f"Expected non-empty `dilations` of integers >= 1, got {dilations}.")
+        self.temporal = TemporalMixer(hidden, temporal, tuple(dilations)) if temporal else None
 
     def forward(self, inputs: TrackFusionInputs, trust: Tensor | None = None) -> Tensor:
         """Log-weight offsets ℓ (B, T, K) for fusion inputs with K = ``num_trackers``.

@@ -35,6 +35,22 @@ def test_single_median_mean_and_oracle_on_a_hand_made_case():
     assert single["mean_iou"] == pytest.approx(2 * iou / 3)
 
 
+def test_sequence_oracle_and_agreement_selection_on_a_hand_made_case():
+    item = _tiny()["s"]
+    # Tracker 0 (IoU 9/11 on frames 0 and 2, lost on 1) has AUC 17/21 · 2/3; tracker 2 (IoU 2/3 on
+    # all three valid frames) 14/21, the best of the sequence.
+    aucs = [bl.sequence_scores(bl.single_tracker(k)(item), item)["success_auc"] for k in range(3)]
+    assert aucs[0] == pytest.approx(17 / 21 * 2 / 3)
+    assert aucs[2] == pytest.approx(14 / 21)
+    assert torch.equal(bl.sequence_oracle(item), bl.single_tracker(2)(item))
+    # Trackers 0 and 2 agree (mean IoU 2·(9/11)/4 over the 4 frames), tracker 1 agrees with
+    # nobody; the trust of the other tracker breaks the tie between 0 and 2.
+    for trust, chosen in (([1.0, 1.0, 2.0], 2), ([2.0, 1.0, 1.0], 0)):
+        picked = bl.agreement_selected(np.array(trust))(item)
+        torch.testing.assert_close(picked, bl.single_tracker(chosen)(item), equal_nan=True)
+    assert not torch.equal(bl.agreement_selected()(item), bl.single_tracker(1)(item))
+
+
 def test_oracle_bounds_every_baseline_and_ranking():
     data = simulate_tracking(4, 80, 5, seed=1)
     aucs = bl.tracker_aucs(data)
@@ -44,6 +60,10 @@ def test_oracle_bounds_every_baseline_and_ranking():
                   bl.robust_consensus()):
         assert bl.score_sequences(fuser, data)["success_auc"] <= oracle + 1e-12
     assert oracle >= aucs.max()
+    per_sequence = bl.score_sequences(bl.sequence_oracle, data)["success_auc"]
+    agreement = bl.score_sequences(bl.agreement_selected(), data)["success_auc"]
+    assert aucs.max() <= per_sequence + 1e-12
+    assert agreement <= per_sequence + 1e-12
     assert bl.top_k(aucs, 2)[0] == int(np.argmax(aucs))
 
 
@@ -62,6 +82,19 @@ def test_cv_harness_runs_on_tiny_synthetic_data(capsys: pytest.CaptureFixture[st
                 "learned (implicit"):
         assert row in table
     assert torch.get_num_threads() >= 1
+
+
+def test_cv_harness_baselines_only_skips_the_energy(capsys: pytest.CaptureFixture[str]):
+    from lightning_energy.experiments.tracking_cv import main
+
+    table = main(["--folds", "2", "--baselines-only", "--synthetic-sequences", "4",
+                  "--synthetic-length", "30", "--synthetic-trackers", "3"])
+    assert "oracle (per-sequence best tracker" in table
+    assert "agreement-selected" in table
+    assert "grid search" not in table
+    assert "learned" not in table
+    assert "grid:" not in \
+        capsys.readouterr().out
 
 
 def test_cv_harness_selects_on_validation(capsys: pytest.CaptureFixture[str]):

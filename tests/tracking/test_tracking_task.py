@@ -126,6 +126,11 @@ def test_temporal_mixer_has_the_stated_receptive_field():
     assert not changed[21:].any()
     with pytest.raises(ValueError, match="odd"):
         TemporalMixer(2, kernel=4)
+    net = TrackerFeatureNet(3, temporal=3, dilations=(1, 4, 16))
+    assert net.temporal is not None
+    assert [conv.dilation[0] for conv in net.temporal.convs] == [1, 4, 16]
+    with pytest.raises(ValueError, match="dilations"):
+        TrackerFeatureNet(3, temporal=3, dilations=(0,))
 
 
 def test_temporal_network_trains_through_the_argmin():
