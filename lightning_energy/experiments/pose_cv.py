@@ -239,8 +239,9 @@ def run_fold(held: str, subjects: Sequence[str], args: argparse.Namespace) -> di
         baselines(args, train_set, val_set, test_set, methods)
     name = "learned (implicit, all groups)" if args.damping == 1e-2 else \
         f"learned (implicit, all groups, damping {args.damping})"
-    trained(name, make_energy(args), train_set, test_set, args,
-            methods, adjoint=ImplicitAdjoint(damping=args.damping, hessian=args.hessian))
+    if not args.skip_implicit:
+        trained(name, make_energy(args), train_set, test_set, args,
+                methods, adjoint=ImplicitAdjoint(damping=args.damping, hessian=args.hessian))
     if args.unrolled:
         trained("learned (UnrolledAdjoint)", make_energy(args), train_set, test_set, args,
                 methods, adjoint=UnrolledAdjoint())
@@ -415,7 +416,10 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--eval-batch-size", type=int, default=512)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--ablations", action="store_true")
-    parser.add_argument("--unrolled", action="store_true")
+    parser.add_argument("--unrolled", action="store_true",
+                        help="also train with UnrolledAdjoint (same settings, seed and batches)")
+    parser.add_argument("--skip-implicit", action="store_true",
+                        help="leave out the implicit-adjoint learned row (e.g. with --unrolled)")
     parser.add_argument("--skip-baselines", action="store_true")
     parser.add_argument("--save", action="store_true", help="save trained task state_dicts")
     parser.add_argument("--bench", action="store_true", help="only time a 1024-frame batch")

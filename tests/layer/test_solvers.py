@@ -104,6 +104,45 @@ def test_problem_jacobian_and_hessian_match_autograd_functional(n, m):
         assert torch.allclose(hess[b], ref_h, atol=1e-10)
 
 
+@pytest.mark.parametrize(("n", "m"), [(3, 5), (5, 3)])
+def test_recorded_jacobian_is_the_same_and_differentiable(n, m):
+    from tests.helpers import LinearResiduals
+
+    class SineResiduals(LinearResiduals):
+        def residuals(self, x, inputs):
+            return torch.sin(super().residuals(x, inputs))
+
+    energy = SineResiduals(n, m).double()
+    c = torch.randn(2, m, dtype=torch.float64)
+    x = torch.randn(2, n, dtype=torch.float64)
+    weights = torch.randn(2, m, n, dtype=torch.float64)
+    problem = Problem(energy, c, (n,), detach=False)
+    with torch.no_grad():
+        _, plain = problem.jacobian(x)  # the reverse-mode loop
+    z = x.clone().requires_grad_(True)
+    _, recorded = problem.jacobian(z)  # forward mode, recorded for unrolled differentiation
+    assert torch.allclose(recorded, plain, atol=1e-13)
+    grad_x, grad_a = torch.autograd.grad((recorded * weights).sum(), (z, energy.a))
+
+    def objective(x_: torch.Tensor) -> float:
+        with torch.no_grad():
+            return float((problem.jacobian(x_)[1] * weights).sum())
+
+    eps = 1e-6
+    for b, i in ((0, 0), (1, n - 1)):
+        step = torch.zeros_like(x)
+        step[b, i] = eps
+        fd = (objective(x + step) - objective(x - step)) / (2 * eps)
+        assert grad_x[b, i].item() == pytest.approx(fd, rel=1e-6, abs=1e-8)
+    with torch.no_grad():
+        energy.a[1, 2] += eps
+        up = objective(x)
+        energy.a[1, 2] -= 2 * eps
+        down = objective(x)
+        energy.a[1, 2] += eps
+    assert grad_a[1, 2].item() == pytest.approx((up - down) / (2 * eps), rel=1e-6, abs=1e-8)
+
+
 def test_status_not_positive_definite_when_steps_run_out_on_a_negative_curvature():
     from tests.helpers import DoubleWell
 
