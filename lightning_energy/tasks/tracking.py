@@ -8,12 +8,14 @@ from torch import Tensor
 from torch.optim import Optimizer
 from torchmetrics import MetricCollection
 
+from lightning_energy.baselines.tracking import tracker_aucs
 from lightning_energy.data.tracking_batch import TrackingBatch
 from lightning_energy.energies.tracking import (
     BoxFrame,
     TrackFusionEnergy,
     TrackFusionInputs,
     consensus_boxes,
+    default_tracker_weights,
     fusion_inputs,
 )
 from lightning_energy.energies.tracking_solvers import BandedImplicitAdjoint, BandedIRLS
@@ -81,6 +83,11 @@ class TrackerFusionTask(EnergyTask):
         freeze_backbone: Keep the network fixed.
         alternate_every: Steps per phase of alternating updates (0: joint updates).
         num_trackers: K, used only to build the default layer.
+        auc_temperature: If set, a fit that does not resume from a checkpoint starts the base
+            weights at exp((AUC_k − max AUC) / ``auc_temperature``), AUC_k being tracker k's
+            success AUC on the datamodule's training sequences (a
+            :class:`~lightning_energy.data.tracking_datamodule.TrackingDataModule`); the
+            cross-validation harness's grid search always preferred such weights to uniform ones.
     """
 
     def __init__(
@@ -94,12 +101,37 @@ class TrackerFusionTask(EnergyTask):
         freeze_backbone: bool = False,
         alternate_every: int = 0,
         num_trackers: int = 8,
+        auc_temperature: float | None = None,
     ) -> None:
         if alternate_every < 0:
             raise ValueError(f"Expected `alternate_every` >= 0, got {alternate_every}.")
+        if auc_temperature is not None and not auc_temperature > 0:
+            raise ValueError(f"Expected `auc_temperature` > 0 or None, got {auc_temperature}.")
         super().__init__(layer or default_layer(num_trackers), backbone, optimizer, scheduler,
                          energy_lr, backbone_lr, freeze_backbone)
         self.alternate_every = alternate_every
+        self.auc_temperature = auc_temperature
+
+    def on_fit_start(self) -> None:
+        """With ``auc_temperature``, start the base weights from the training AUCs.
+
+        Not when resuming (``fit --ckpt_path``): the checkpoint's weights stand.
+        """
+        super().on_fit_start()
+        if self.auc_temperature is None or self.trainer.ckpt_path is not None:
+            return
+        energy, datamodule = self.layer.energy, getattr(self.trainer, "datamodule", None)
+        if not isinstance(energy, TrackFusionEnergy):
+            raise TypeError(f"`auc_temperature` needs a TrackFusionEnergy, got "
+                            f"{type(energy).__name__}.")
+        data, splits = getattr(datamodule, "data", None), getattr(datamodule, "splits", None)
+        if data is None or splits is None:
+            raise ValueError("`auc_temperature` needs a TrackingDataModule (its training "
+                             f"sequences), got {type(datamodule).__name__}.")
+        aucs = tracker_aucs(data.subset(splits["train"]))
+        weights = default_tracker_weights(list(aucs), self.auc_temperature)
+        with torch.no_grad():
+            energy.log_tracker_weight.copy_(torch.tensor(weights).log())
 
     def energy_inputs(self, batch: TrackingBatch) -> TrackFusionInputs:  # noqa: D102
         inputs, _ = fusion_inputs(batch.boxes, batch.valid, batch.frame_valid)

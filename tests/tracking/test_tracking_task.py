@@ -156,3 +156,37 @@ def test_sequence_balanced_sampling_weighs_every_sequence_equally():
         per_sequence[i] = per_sequence.get(i, 0.0) + w
     assert per_sequence == pytest.approx(dict.fromkeys(per_sequence, 1.0))
     assert next(iter(dm.train_dataloader())).boxes.shape == (4, 16, 3, 4)
+
+
+def test_base_weights_start_from_the_training_aucs_unless_resuming(tmp_path):
+    from lightning_energy.baselines.tracking import tracker_aucs
+
+    dm = _datamodule()
+    aucs = tracker_aucs(dm.data.subset(dm.splits["train"]))
+    expected = torch.tensor((aucs - aucs.max()) / 0.05, dtype=torch.float32)
+    assert float(expected.min()) < -0.5  # the simulated trackers differ, so the check can fail
+    seen: list[torch.Tensor] = []
+
+    class Probe(pl.Callback):
+        def on_train_start(self, trainer, pl_module):
+            seen.append(pl_module.layer.energy.log_tracker_weight.detach().clone())
+
+    def fit(steps: int, ckpt_path=None) -> tuple[TrackerFusionTask, pl.Trainer]:
+        task = _task()
+        task.auc_temperature = 0.05
+        trainer = pl.Trainer(max_steps=steps, logger=False, enable_checkpointing=False,
+                             enable_progress_bar=False, enable_model_summary=False,
+                             limit_val_batches=0, callbacks=[Probe()])
+        trainer.fit(task, datamodule=dm, ckpt_path=ckpt_path)
+        return task, trainer
+
+    task, trainer = fit(1)
+    torch.testing.assert_close(seen[-1], expected, atol=1e-5, rtol=0)
+    # Resuming keeps the checkpoint's weights.
+    with torch.no_grad():
+        task.layer.energy.log_tracker_weight.fill_(0.25)
+    trainer.save_checkpoint(tmp_path / "resume.ckpt")
+    fit(2, tmp_path / "resume.ckpt")
+    torch.testing.assert_close(seen[-1], torch.full_like(expected, 0.25))
+    with pytest.raises(ValueError, match="auc_temperature"):
+        TrackerFusionTask(num_trackers=3, auc_temperature=0.0)
