@@ -17,6 +17,7 @@ from torch import Tensor
 from lightning_energy.data.otb import TrackerResults, TrackingSequences
 from lightning_energy.data.tracking_batch import TrackingBatch, TrackingSample, collate_tracking
 from lightning_energy.energies.tracking import consensus_boxes
+from lightning_energy.errors import ShapeError
 from lightning_energy.metrics.functional import mean_iou, precision_at_pixels, success_auc
 
 Fuser = Callable[[TrackerResults], Tensor]
@@ -102,7 +103,7 @@ def robust_consensus(trackers: Sequence[int] | None = None) -> Fuser:
 
 
 def _box_iou(a: Tensor, b: Tensor) -> Tensor:
-    """IoU of ``(x, y, w, h)`` boxes ``a`` and ``b`` (broadcast over leading dims); NaN → 0."""
+    """IoU (...) of ``(x, y, w, h)`` boxes ``a`` (..., 4) and ``b`` (..., 4), broadcast; NaN → 0."""
     inter_wh = (torch.minimum(a[..., :2] + a[..., 2:], b[..., :2] + b[..., 2:])
                 - torch.maximum(a[..., :2], b[..., :2])).clamp_min(0)
     inter = inter_wh.prod(-1)
@@ -138,12 +139,20 @@ def agreement_selected(trust: np.ndarray | None = None) -> Fuser:
     tracker's boxes are returned whole.
 
     Args:
-        trust: Non-negative per-tracker weights (K,), e.g. from the training AUCs (default 1).
+        trust: Non-negative per-tracker weights (K,), not all 0, e.g. from the training AUCs
+            (default 1).
     """
+    if trust is not None and (np.ndim(trust) != 1 or (np.asarray(trust) < 0).any()
+                              or not np.asarray(trust).any()):
+        raise ValueError(f"Expected `trust` of shape (K,), non-negative and not all 0, got "
+                         f"{np.asarray(trust)!r}.")
 
     def fuse(item: TrackerResults) -> Tensor:
         boxes = torch.from_numpy(item.boxes).to(torch.float64)
         k = boxes.shape[1]
+        if trust is not None and len(trust) != k:
+            raise ShapeError(f"Expected `trust` of shape ({k},), one weight per tracker of "
+                             f"sequence {item.sequence!r}, got shape {np.shape(trust)}.")
         w = torch.ones(k, dtype=torch.float64) if trust is None else torch.as_tensor(
             trust, dtype=torch.float64)
         mean_iou = _box_iou(boxes[:, :, None], boxes[:, None, :]).mean(0).fill_diagonal_(0.0)

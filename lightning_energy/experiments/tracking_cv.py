@@ -109,13 +109,17 @@ def task_fuser(task: TrackerFusionTask) -> bl.Fuser:
     return fuse
 
 
+def auc_weights(aucs: np.ndarray, temperature: float | None) -> list[float] | None:
+    """Per-tracker weights from training AUCs at a grid temperature (None: uniform)."""
+    return None if temperature is None else default_tracker_weights(list(aucs), temperature)
+
+
 def grid_search(train: TrackingSequences, aucs: np.ndarray,
                 weighted_start: bool = True) -> tuple[dict[str, Any], float]:
     """Best grid point of the hand-set energy by success AUC on the training sequences."""
     best: tuple[dict[str, Any], float] = ({}, -1.0)
     for temperature, delta, alpha in itertools.product(*GRID.values()):
-        weights = None if temperature is None else default_tracker_weights(list(aucs),
-                                                                           temperature)
+        weights = auc_weights(aucs, temperature)
         point: dict[str, Any] = {"weights": weights, "delta": delta, "alpha": alpha,
                                  "weighted_start": weighted_start}
         task = make_task(train.num_trackers, **point)
@@ -224,8 +228,8 @@ def agreement_trust(train: TrackingSequences, aucs: np.ndarray) -> np.ndarray | 
     """
     best: tuple[np.ndarray | None, float] = (None, -1.0)
     for temperature in GRID["temperature"]:
-        trust = None if temperature is None else np.array(
-            default_tracker_weights(list(aucs), temperature))
+        weights = auc_weights(aucs, temperature)
+        trust = None if weights is None else np.array(weights)
         auc = bl.score_sequences(bl.agreement_selected(trust), train)["success_auc"]
         if auc > best[1]:
             best = (trust, auc)
@@ -373,7 +377,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--temporal", type=int, default=0,
                         help="kernel of the network's temporal convolutions (0: none)")
     parser.add_argument("--feature-width", type=int, default=9,
-                        help="moving-average window of the network's features (frames)")
+                        help="moving-average window of the network's features in frames (the "
+                             "far-agreement average uses 4 × width + 1)")
     parser.add_argument("--dilations", type=int, nargs="+", default=[1, 4],
                         help="dilations of the network's temporal convolutions")
     parser.add_argument("--val-fraction", type=float, default=0.0,

@@ -12,6 +12,9 @@ from lightning_energy.errors import ShapeError, describe
 NUM_FEATURES = 12
 """Length of the hand-made feature vector of :func:`tracker_features`."""
 
+DILATIONS = (1, 4)
+"""Default dilations of the temporal convolutions: ±10 frames with kernel 5."""
+
 
 def _temporal_mean(values: Tensor, mask: Tensor, width: int) -> Tensor:
     """Masked moving average over T of ``values`` (B, T, K) with a window of ``width`` frames."""
@@ -105,10 +108,12 @@ class TemporalMixer(nn.Module):
         dilations: One residual block per dilation.
     """
 
-    def __init__(self, hidden: int, kernel: int, dilations: tuple[int, ...] = (1, 4)) -> None:
+    def __init__(self, hidden: int, kernel: int, dilations: tuple[int, ...] = DILATIONS) -> None:
         super().__init__()
         if kernel < 1 or kernel % 2 == 0:
             raise ValueError(f"Expected an odd `kernel` >= 1, got {kernel}.")
+        if not dilations or min(dilations) < 1:
+            raise ValueError(f"Expected non-empty `dilations` of integers >= 1, got {dilations}.")
         self.convs = nn.ModuleList(
             nn.Conv1d(hidden, hidden, kernel, padding=d * (kernel // 2), dilation=d)
             for d in dilations)
@@ -159,7 +164,7 @@ class TrackerFeatureNet(nn.Module):
 
     def __init__(self, num_trackers: int, embedding: int = 4, hidden: int = 32,
                  bound: float = 4.0, width: int = 9, weighted_reference: bool = False,
-                 temporal: int = 0, dilations: tuple[int, ...] = (1, 4)) -> None:
+                 temporal: int = 0, dilations: tuple[int, ...] = DILATIONS) -> None:
         super().__init__()
         if num_trackers < 1 or embedding < 0 or hidden < 1 or bound <= 0 or temporal < 0:
             raise ValueError(f"Expected num_trackers, hidden >= 1, embedding, temporal >= 0, "
@@ -173,8 +178,6 @@ class TrackerFeatureNet(nn.Module):
         nn.init.zeros_(last.bias)
         self.mlp = nn.Sequential(nn.Linear(NUM_FEATURES + embedding, hidden), nn.SiLU(),
                                  nn.Linear(hidden, hidden), nn.SiLU(), last)
-        if not dilations or min(dilations) < 1:
-            raise ValueError(f"Expected non-empty `dilations` of integers >= 1, got {dilations}.")
         self.temporal = TemporalMixer(hidden, temporal, tuple(dilations)) if temporal else None
 
     def forward(self, inputs: TrackFusionInputs, trust: Tensor | None = None) -> Tensor:

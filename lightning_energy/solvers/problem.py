@@ -129,8 +129,8 @@ class Problem:
 
         Column i of every sample's Hessian comes from one reverse pass with the tangent e_i
         broadcast over the batch (the B problems are independent), so the cost is n products for
-        the whole batch, never B·n. Differentiable when gradients are enabled: then forward over
-        reverse (:meth:`_forward_hessian`) is used instead.
+        the whole batch, never B·n. With gradients enabled it is differentiable and uses forward
+        over reverse instead (:meth:`_forward_hessian`).
         """
         if torch.is_grad_enabled():
             return self._forward_hessian(x)
@@ -144,22 +144,16 @@ class Problem:
         return values.detach(), grad.detach(), torch.stack(columns, dim=-1)
 
     def _forward_hessian(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Energies, gradients and Hessians by forward-over-reverse, differentiably.
+        """Energies (B,), gradients (B, n) and Hessians (B, n, n), forward over reverse.
 
-        As :meth:`_forward_jacobian`: recording the loop of n reverse-over-reverse products for
-        unrolled differentiation costs more than one vectorised forward pass over the tangents
-        (3× on the benchmark energy, B = 64, Newton).
+        The differentiable path of :meth:`value_grad_hessian`; see :func:`_forward_columns`.
         """
 
         def gradient(z: Tensor) -> Tensor:
             return torch.func.grad(lambda y: self.value(y).sum())(z)
 
-        def column(tangent: Tensor) -> Tensor:
-            return torch.func.jvp(gradient, (x,), (tangent.expand_as(x),))[1]
-
-        eye = torch.eye(x.shape[1], dtype=x.dtype, device=x.device)
-        hess = torch.func.vmap(column)(eye).permute(1, 2, 0)
-        return self.value(x), gradient(x), hess
+        grad, hess = _forward_columns(gradient, x)
+        return self.value(x), grad, hess
 
     def _call_method(self, method: str, *args: Any) -> Tensor:
         view = _MethodView(self.energy, method)
@@ -173,10 +167,10 @@ class Problem:
     def jacobian(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Residuals (B, m) and their Jacobians (B, m, n), batched over the B problems.
 
-        With m ≥ n, n Jacobian-vector products (each a reverse pass through the residuals'
-        backward graph with a one-hot tangent broadcast over the batch); otherwise m
-        vector-Jacobian products. Differentiable when gradients are enabled: then forward mode
-        (:meth:`_forward_jacobian`) is used instead.
+        Without gradients: with m ≥ n, n Jacobian-vector products (each a reverse pass through
+        the residuals' backward graph with a one-hot tangent broadcast over the batch), otherwise
+        m vector-Jacobian products. With gradients enabled it is differentiable and always takes
+        n forward-mode products in one vectorised pass (:meth:`_forward_jacobian`).
         """
         if torch.is_grad_enabled():
             return self._forward_jacobian(x)
@@ -201,17 +195,9 @@ class Problem:
     def _forward_jacobian(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Residuals (B, m) and Jacobians (B, m, n) by forward mode, differentiably.
 
-        One vectorised pass over the n one-hot tangents. Recording the reverse-over-reverse
-        loop of :meth:`jacobian` for unrolled differentiation builds n double-backward graphs
-        per solver step, which made the unrolled pose solve ~80× slower (4 frames: 44 s against
-        0.55 s, same gradient to 1e-15); without recording, that loop is the faster one on CPU.
+        The differentiable path of :meth:`jacobian`; see :func:`_forward_columns`.
         """
-        eye = torch.eye(x.shape[1], dtype=x.dtype, device=x.device)
-
-        def column(tangent: Tensor) -> Tensor:
-            return torch.func.jvp(self.residuals, (x,), (tangent.expand_as(x),))[1]
-
-        return self.residuals(x), torch.func.vmap(column)(eye).permute(1, 2, 0)
+        return _forward_columns(self.residuals, x)
 
     def gauss_newton(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Energies (B,), gradients (B, n) and Gauss–Newton matrices JᵀWJ (B, n, n).
@@ -226,6 +212,29 @@ class Problem:
         grad = torch.einsum("bmn,bm->bn", jac, w * r)
         hess = torch.einsum("bmi,bm,bmj->bij", jac, w, jac)
         return value, grad, hess
+
+
+def _forward_columns(fn: Callable[[Tensor], Tensor], x: Tensor) -> tuple[Tensor, Tensor]:
+    """``fn(x)`` (B, m) and its per-sample Jacobian (B, m, n) by forward mode, differentiably.
+
+    One ``vmap`` over the n one-hot tangents (broadcast over the B independent problems) of
+    ``jvp``. This is the path for recorded solver steps (unrolled or truncated
+    differentiation): recording the reverse-over-reverse loop instead builds n double-backward
+    graphs per step, which made the unrolled pose solve 80× slower (4 frames, 30 LM steps:
+    43.7 s against 0.55 s forward, identical gradients); when nothing is recorded that loop is
+    the faster one on CPU (docs/benchmarks.md). ``fn`` must support forward-mode AD and
+    ``vmap``, as every energy must for the implicit adjoint.
+    """
+    eye = torch.eye(x.shape[1], dtype=x.dtype, device=x.device)
+
+    def column(tangent: Tensor) -> tuple[Tensor, Tensor]:
+        out = torch.func.jvp(fn, (x,), (tangent.expand_as(x),))
+        return out[0], out[1]
+
+    # The value does not depend on the tangent, so vmap returns it once (out_dims None).
+    out_dims: Any = (None, 0)
+    value, columns = torch.func.vmap(column, out_dims=out_dims)(eye)
+    return value, columns.permute(1, 2, 0)
 
 
 class _MethodView(nn.Module):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
@@ -15,10 +17,10 @@ from lightning_energy.energies.tracking import (
     TrackFusionEnergy,
     TrackFusionInputs,
     consensus_boxes,
-    default_tracker_weights,
     fusion_inputs,
 )
 from lightning_energy.energies.tracking_solvers import BandedImplicitAdjoint, BandedIRLS
+from lightning_energy.errors import ShapeError
 from lightning_energy.layer import EnergyLayer
 from lightning_energy.metrics.functional import success_auc
 from lightning_energy.metrics.tracking import MeanIoU, PrecisionAtPixels, SuccessAUC
@@ -83,9 +85,9 @@ class TrackerFusionTask(EnergyTask):
         freeze_backbone: Keep the network fixed.
         alternate_every: Steps per phase of alternating updates (0: joint updates).
         num_trackers: K, used only to build the default layer.
-        auc_temperature: If set, a fit that does not resume from a checkpoint starts the base
-            weights at exp((AUC_k − max AUC) / ``auc_temperature``), AUC_k being tracker k's
-            success AUC on the datamodule's training sequences (a
+        auc_temperature: If set, the first fit whose weights do not come from a checkpoint
+            starts the base weights at exp((AUC_k − max AUC) / ``auc_temperature``), AUC_k
+            being tracker k's success AUC on the datamodule's training sequences (a
             :class:`~lightning_energy.data.tracking_datamodule.TrackingDataModule`); the
             cross-validation harness's grid search always preferred such weights to uniform ones.
     """
@@ -111,14 +113,17 @@ class TrackerFusionTask(EnergyTask):
                          energy_lr, backbone_lr, freeze_backbone)
         self.alternate_every = alternate_every
         self.auc_temperature = auc_temperature
+        self._weights_from_aucs = False
 
     def on_fit_start(self) -> None:
-        """With ``auc_temperature``, start the base weights from the training AUCs.
+        """With ``auc_temperature``, start the base weights from the training AUCs, once.
 
-        Not when resuming (``fit --ckpt_path``): the checkpoint's weights stand.
+        Not when the weights come from a checkpoint (``fit --ckpt_path``, ``load_from_checkpoint``)
+        or from an earlier fit of this module. A ``load_state_dict`` before ``fit`` is not
+        seen: set ``auc_temperature`` to None to fine-tune such weights.
         """
         super().on_fit_start()
-        if self.auc_temperature is None or self.trainer.ckpt_path is not None:
+        if self.auc_temperature is None or self._weights_from_aucs:
             return
         energy, datamodule = self.layer.energy, getattr(self.trainer, "datamodule", None)
         if not isinstance(energy, TrackFusionEnergy):
@@ -128,10 +133,21 @@ class TrackerFusionTask(EnergyTask):
         if data is None or splits is None:
             raise ValueError("`auc_temperature` needs a TrackingDataModule (its training "
                              f"sequences), got {type(datamodule).__name__}.")
-        aucs = tracker_aucs(data.subset(splits["train"]))
-        weights = default_tracker_weights(list(aucs), self.auc_temperature)
+        if data.num_trackers != energy.num_trackers:
+            raise ShapeError(f"`auc_temperature`: the data has {data.num_trackers} trackers, "
+                             f"the energy's `num_trackers` is {energy.num_trackers}.")
+        aucs = torch.as_tensor(tracker_aucs(data.subset(splits["train"])))
+        target = energy.log_tracker_weight
+        # log of exp((AUC − max)/T), formed directly so that small temperatures cannot underflow.
+        log_weights = (aucs - aucs.max()) / self.auc_temperature
         with torch.no_grad():
-            energy.log_tracker_weight.copy_(torch.tensor(weights).log())
+            target.copy_(log_weights.to(dtype=target.dtype, device=target.device))
+        self._weights_from_aucs = True
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """A checkpoint's base weights are kept (see :meth:`on_fit_start`)."""
+        super().on_load_checkpoint(checkpoint)
+        self._weights_from_aucs = True
 
     def energy_inputs(self, batch: TrackingBatch) -> TrackFusionInputs:  # noqa: D102
         inputs, _ = fusion_inputs(batch.boxes, batch.valid, batch.frame_valid)

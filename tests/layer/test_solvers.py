@@ -84,8 +84,9 @@ def test_newton_cg_handles_thousands_of_variables():
     assert float(residual.norm()) < 1e-6
 
 
+@pytest.mark.parametrize("recorded", [False, True], ids=["loop", "forward-mode"])
 @pytest.mark.parametrize(("n", "m"), [(4, 9), (5, 3)])
-def test_problem_jacobian_and_hessian_match_autograd_functional(n, m):
+def test_problem_jacobian_and_hessian_match_autograd_functional(n, m, recorded):
     from tests.helpers import LinearResiduals
 
     energy = LinearResiduals(n, m).double()
@@ -93,8 +94,10 @@ def test_problem_jacobian_and_hessian_match_autograd_functional(n, m):
     c = torch.randn(3, m, dtype=torch.float64)
     x = torch.randn(3, n, dtype=torch.float64)
     problem = Problem(energy, c, (n,))
-    _, jac = problem.jacobian(x)
-    hess = problem.hessian(x)
+    # Without gradients the solvers' reverse-mode loops run; with them, the forward-mode path.
+    with torch.set_grad_enabled(recorded):
+        _, jac = problem.jacobian(x)
+        hess = problem.hessian(x)
     for b in range(3):
         ref_j = torch.autograd.functional.jacobian(
             lambda z, b=b: energy.residuals(z[None], c[b : b + 1])[0], x[b])
@@ -104,8 +107,9 @@ def test_problem_jacobian_and_hessian_match_autograd_functional(n, m):
         assert torch.allclose(hess[b], ref_h, atol=1e-10)
 
 
+@pytest.mark.parametrize("method", ["jacobian", "value_grad_hessian"])
 @pytest.mark.parametrize(("n", "m"), [(3, 5), (5, 3)])
-def test_recorded_jacobian_is_the_same_and_differentiable(n, m):
+def test_recorded_derivatives_are_differentiable(n, m, method):
     from tests.helpers import LinearResiduals
 
     class SineResiduals(LinearResiduals):
@@ -113,34 +117,36 @@ def test_recorded_jacobian_is_the_same_and_differentiable(n, m):
             return torch.sin(super().residuals(x, inputs))
 
     energy = SineResiduals(n, m).double()
+    energy.kernel = le.robust.Cauchy(0.7)
     c = torch.randn(2, m, dtype=torch.float64)
     x = torch.randn(2, n, dtype=torch.float64)
-    weights = torch.randn(2, m, n, dtype=torch.float64)
     problem = Problem(energy, c, (n,), detach=False)
+
+    def matrix(x_: torch.Tensor) -> torch.Tensor:  # the Jacobian (2, m, n) or Hessian (2, n, n)
+        return getattr(problem, method)(x_)[-1]
+
     with torch.no_grad():
-        _, plain = problem.jacobian(x)  # the reverse-mode loop
+        weights = torch.randn_like(matrix(x))
+        plain = matrix(x)  # the reverse-mode loop
     z = x.clone().requires_grad_(True)
-    _, recorded = problem.jacobian(z)  # forward mode, recorded for unrolled differentiation
-    assert torch.allclose(recorded, plain, atol=1e-13)
+    recorded = matrix(z)  # forward mode, recorded
+    torch.testing.assert_close(recorded.detach(), plain, rtol=0, atol=1e-12)
     grad_x, grad_a = torch.autograd.grad((recorded * weights).sum(), (z, energy.a))
 
-    def objective(x_: torch.Tensor) -> float:
+    def objective() -> float:
         with torch.no_grad():
-            return float((problem.jacobian(x_)[1] * weights).sum())
+            return float((matrix(x) * weights).sum())
 
     eps = 1e-6
-    for b, i in ((0, 0), (1, n - 1)):
-        step = torch.zeros_like(x)
-        step[b, i] = eps
-        fd = (objective(x + step) - objective(x - step)) / (2 * eps)
-        assert grad_x[b, i].item() == pytest.approx(fd, rel=1e-6, abs=1e-8)
-    with torch.no_grad():
-        energy.a[1, 2] += eps
-        up = objective(x)
-        energy.a[1, 2] -= 2 * eps
-        down = objective(x)
-        energy.a[1, 2] += eps
-    assert grad_a[1, 2].item() == pytest.approx((up - down) / (2 * eps), rel=1e-6, abs=1e-8)
+    for value, grad, index in ((x, grad_x, (0, 0)), (x, grad_x, (1, n - 1)),
+                               (energy.a, grad_a, (1, 2))):
+        with torch.no_grad():
+            value[index] += eps
+            up = objective()
+            value[index] -= 2 * eps
+            down = objective()
+            value[index] += eps
+        assert grad[index].item() == pytest.approx((up - down) / (2 * eps), rel=1e-6, abs=1e-8)
 
 
 def test_status_not_positive_definite_when_steps_run_out_on_a_negative_curvature():

@@ -5,6 +5,7 @@ import torch
 from lightning_energy.baselines import tracking as bl
 from lightning_energy.data.otb import TrackerResults, TrackingSequences
 from lightning_energy.data.tracking_synthetic import simulate_tracking
+from lightning_energy.errors import ShapeError
 
 
 def _tiny() -> TrackingSequences:
@@ -48,7 +49,13 @@ def test_sequence_oracle_and_agreement_selection_on_a_hand_made_case():
     for trust, chosen in (([1.0, 1.0, 2.0], 2), ([2.0, 1.0, 1.0], 0)):
         picked = bl.agreement_selected(np.array(trust))(item)
         torch.testing.assert_close(picked, bl.single_tracker(chosen)(item), equal_nan=True)
-    assert not torch.equal(bl.agreement_selected()(item), bl.single_tracker(1)(item))
+    # Uniform trust: trackers 0 and 2 tie, and the first wins.
+    torch.testing.assert_close(bl.agreement_selected()(item), bl.single_tracker(0)(item),
+                               equal_nan=True)
+    with pytest.raises(ValueError, match="trust"):
+        bl.agreement_selected(np.array([1.0, -1.0, 1.0]))
+    with pytest.raises(ShapeError, match="trust"):
+        bl.agreement_selected(np.ones(2))(item)
 
 
 def test_oracle_bounds_every_baseline_and_ranking():

@@ -6,6 +6,7 @@ import lightning_energy as le
 from lightning_energy.data.tracking_datamodule import TrackingDataModule
 from lightning_energy.energies.tracking import TrackFusionEnergy, fusion_inputs
 from lightning_energy.energies.tracking_solvers import BandedImplicitAdjoint, BandedIRLS
+from lightning_energy.errors import ShapeError
 from lightning_energy.networks.tracker import (
     NUM_FEATURES,
     TemporalMixer,
@@ -188,5 +189,16 @@ def test_base_weights_start_from_the_training_aucs_unless_resuming(tmp_path):
     trainer.save_checkpoint(tmp_path / "resume.ckpt")
     fit(2, tmp_path / "resume.ckpt")
     torch.testing.assert_close(seen[-1], torch.full_like(expected, 0.25))
+    # A second fit of the same module keeps its (trained) weights too.
+    task.layer.energy.log_tracker_weight.data.fill_(0.5)
+    pl.Trainer(max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+               enable_model_summary=False, limit_val_batches=0, callbacks=[Probe()]).fit(
+        task, datamodule=dm)
+    torch.testing.assert_close(seen[-1], torch.full_like(expected, 0.5))
     with pytest.raises(ValueError, match="auc_temperature"):
         TrackerFusionTask(num_trackers=3, auc_temperature=0.0)
+    mismatch = TrackerFusionTask(num_trackers=3, auc_temperature=0.05)
+    with pytest.raises(ShapeError, match="num_trackers"):
+        pl.Trainer(max_steps=1, logger=False, enable_checkpointing=False,
+                   enable_progress_bar=False, enable_model_summary=False).fit(
+            mismatch, datamodule=dm)
