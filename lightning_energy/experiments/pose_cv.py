@@ -427,7 +427,10 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="only compare implicit and unrolled gradients on FRAMES frames")
     parser.add_argument("--state", default=None, help="task state dict for --compare-adjoints")
     parser.add_argument("--out", default="runs/pose_cv")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.skip_implicit and not (args.unrolled or args.ablations):
+        parser.error("--skip-implicit leaves nothing to train without --unrolled or --ablations")
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> dict:

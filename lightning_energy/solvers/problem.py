@@ -61,6 +61,7 @@ class Problem:
     ) -> None:
         self.energy = energy
         self.shape = tuple(shape)
+        self.detached = detach
         self.params = energy_state(energy, dtype, detach)
         inputs = tree_map(lambda t: t.detach(), inputs) if detach else inputs
         self.inputs = cast_inputs(inputs, dtype)
@@ -69,6 +70,10 @@ class Problem:
     def is_least_squares(self) -> bool:
         """Whether the energy exposes residuals."""
         return isinstance(self.energy, LeastSquaresEnergy)
+
+    def _records(self, x: Tensor) -> bool:
+        """Whether derivatives at ``x`` must stay differentiable (autograd would record them)."""
+        return torch.is_grad_enabled() and (x.requires_grad or not self.detached)
 
     def _unflatten(self, x: Tensor) -> Tensor:
         return x.reshape(x.shape[0], *self.shape)
@@ -129,10 +134,11 @@ class Problem:
 
         Column i of every sample's Hessian comes from one reverse pass with the tangent e_i
         broadcast over the batch (the B problems are independent), so the cost is n products for
-        the whole batch, never B·n. With gradients enabled it is differentiable and uses forward
-        over reverse instead (:meth:`_forward_hessian`).
+        the whole batch, never B·n. When autograd records (gradients enabled and ``x`` or the live
+        parameters/inputs need them) it is differentiable and uses forward over reverse instead
+        (:meth:`_forward_hessian`).
         """
-        if torch.is_grad_enabled():
+        if self._records(x):
             return self._forward_hessian(x)
         with torch.enable_grad():
             z = x.detach().requires_grad_(True)
@@ -169,10 +175,11 @@ class Problem:
 
         Without gradients: with m ≥ n, n Jacobian-vector products (each a reverse pass through
         the residuals' backward graph with a one-hot tangent broadcast over the batch), otherwise
-        m vector-Jacobian products. With gradients enabled it is differentiable and always takes
-        n forward-mode products in one vectorised pass (:meth:`_forward_jacobian`).
+        m vector-Jacobian products. When autograd records (gradients enabled and ``x`` or the live
+        parameters/inputs need them) it is differentiable and always takes n forward-mode
+        products in one vectorised pass (:meth:`_forward_jacobian`).
         """
-        if torch.is_grad_enabled():
+        if self._records(x):
             return self._forward_jacobian(x)
         with torch.enable_grad():
             z = x.detach().requires_grad_(True)

@@ -93,11 +93,15 @@ def test_problem_jacobian_and_hessian_match_autograd_functional(n, m, recorded):
     energy.kernel = le.robust.Cauchy(0.7)
     c = torch.randn(3, m, dtype=torch.float64)
     x = torch.randn(3, n, dtype=torch.float64)
-    problem = Problem(energy, c, (n,))
-    # Without gradients the solvers' reverse-mode loops run; with them, the forward-mode path.
+    # Without recording the solvers' reverse-mode loops run; with live parameters under
+    # autograd, the forward-mode path, whose results stay attached to the parameters.
+    problem = Problem(energy, c, (n,), detach=not recorded)
     with torch.set_grad_enabled(recorded):
         _, jac = problem.jacobian(x)
         hess = problem.hessian(x)
+    assert jac.requires_grad == recorded
+    assert hess.requires_grad == recorded
+    jac, hess = jac.detach(), hess.detach()
     for b in range(3):
         ref_j = torch.autograd.functional.jacobian(
             lambda z, b=b: energy.residuals(z[None], c[b : b + 1])[0], x[b])

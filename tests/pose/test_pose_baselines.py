@@ -141,3 +141,12 @@ def test_markdown_table_lists_methods() -> None:
     text = markdown({"S1": fold, "S5": fold})
     assert "| m | 40.0 ± 0.0 | 30.0 ± 0.0 | 39.0 ± 0.0 | 0 | – | 2 |" in text
     assert "| e | 40.0 ± 0.0 | 30.0 ± 0.0 | 39.0 ± 0.0 | 0 | 97.0% | 2 |" in text
+
+
+def test_pose_cv_refuses_a_run_that_would_train_nothing(capsys):
+    from lightning_energy.experiments.pose_cv import parse
+
+    with pytest.raises(SystemExit):
+        parse(["--skip-implicit"])
+    assert "--skip-implicit" in capsys.readouterr().err
+    assert parse(["--skip-implicit", "--unrolled"]).unrolled
