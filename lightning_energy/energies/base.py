@@ -78,6 +78,29 @@ class LeastSquaresEnergy(Energy):
     def residuals(self, x: Tensor, inputs: Any) -> Tensor:
         """Residuals, shape (B, m), for solutions ``x`` of shape (B, n) or (B, *shape)."""
 
+    def residuals_and_jacobian(self, x: Tensor, inputs: Any) -> tuple[Tensor, Tensor]:
+        """Residuals (B, m) and their Jacobians (B, m, n) in closed form (optional).
+
+        Override when a hand-written Jacobian is cheaper than automatic differentiation (the
+        solvers then call it once per Gauss–Newton step instead of n autograd products). Write it
+        with differentiable torch operations: under unrolled differentiation it is
+        differentiated with respect to ``x`` and the energy parameters. Check it against
+        autograd with :func:`lightning_energy.testing.check_jacobian`. ``n`` counts the entries
+        of ``x`` (B, *shape) in row-major order.
+        """
+        raise NotImplementedError
+
+    closed_form_jacobian: bool = True
+    """Set to False on an instance to have the solvers differentiate :meth:`residuals` instead
+    of calling :meth:`residuals_and_jacobian` (to compare the two, or to rule it out)."""
+
+    @property
+    def has_jacobian(self) -> bool:
+        """Whether :meth:`residuals_and_jacobian` is implemented (overridden) and enabled."""
+        overridden = (type(self).residuals_and_jacobian
+                      is not LeastSquaresEnergy.residuals_and_jacobian)
+        return overridden and self.closed_form_jacobian
+
     def forward(self, x: Tensor, inputs: Any) -> Tensor:
         """Energies ``½ Σ ρ(r²)``, shape (B,)."""
         squared = self.residuals(x, inputs) ** 2

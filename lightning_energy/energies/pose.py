@@ -250,6 +250,67 @@ class MultiViewPoseEnergy(LeastSquaresEnergy):
         scale = (0.5 * self.log_scale_prior.to(x.dtype)).exp() * x[:, nb + 4 :]
         return torch.cat((reproj.flatten(1), prior, scale), dim=1)
 
+    def residuals_and_jacobian(self, x: Tensor, inputs: PoseEnergyInputs) -> tuple[Tensor, Tensor]:
+        """Residuals (B, m) and their Jacobian (B, m, L + 5) in closed form.
+
+        By the chain rule through world point → camera → image. On CPU one Gauss–Newton
+        evaluation with it took 2–4× less time than with n autograd products at 64–768 problems
+        (docs/results/pose.md, "Speed").
+        """
+        nb, dtype = self.num_bases, x.dtype
+        onehot = inputs.component.to(dtype)
+        z, yaw, t, log_s = x[:, :nb], x[:, nb], x[:, nb + 1 : nb + 4], x[:, nb + 4]
+        scale = torch.exp(log_s + self.log_scale_offset.to(dtype))
+        scaled = self.bases.to(dtype) * self.log_std.to(dtype).exp()[..., None, None]
+        bases = torch.einsum("bm,mljd->bljd", onehot, scaled)  # (B, L, J, 3), this component's
+        canonical = self.canonical(z, inputs.component)
+        rotated = _rotate_yaw(canonical, yaw)  # R(yaw) Q, metres
+        world = 1000.0 * (scale[:, None, None] * rotated + t[:, None])
+        # ∂world/∂x (B, J, 3, n), mm: columns z (rotated bases), yaw, t (identity), log s.
+        cos, sin = torch.cos(yaw)[:, None, None], torch.sin(yaw)[:, None, None]
+        bx, by = bases[..., 0], bases[..., 1]
+        d_z = torch.stack((cos * bx - sin * by, sin * bx + cos * by, bases[..., 2]), dim=-1)
+        d_yaw = torch.stack((-rotated[..., 1], rotated[..., 0], torch.zeros_like(rotated[..., 0])),
+                            dim=-1)
+        k = 1000.0 * scale[:, None, None, None]
+        d_t = torch.eye(3, dtype=dtype, device=x.device).expand(*rotated.shape, 3)
+        d_world = torch.cat((k * d_z.permute(0, 2, 3, 1), k * d_yaw.unsqueeze(-1),
+                             1000.0 * d_t, k * rotated.unsqueeze(-1)), dim=-1)
+        R = self.cameras(inputs.R)
+        cam = _to_camera(world, R, inputs.T)  # (B, C, J, 3)
+        if self.projection == "perspective":
+            depth = cam[..., 2:]
+        else:
+            depth = _to_camera(1000.0 * t[:, None], R, inputs.T)[..., 2:]
+        uv = cam[..., :2] / depth
+        # ∂uv/∂cam = [I | −uv] / depth (perspective); weak perspective divides by a fixed depth.
+        d_cam = R.unsqueeze(2) / depth.unsqueeze(-1)  # (B, C, J or 1, 3, 3) rows over depth
+        if self.projection == "perspective":
+            d_uv_cam = d_cam[..., :2, :] - uv.unsqueeze(-1) * d_cam[..., 2:, :]
+        else:
+            d_uv_cam = d_cam[..., :2, :].expand(-1, -1, self.num_joints, -1, -1)
+        d_uv = torch.einsum("bcjde,bjen->bcjdn", d_uv_cam, d_world)
+        if self.projection != "perspective":
+            # The fixed depth is the centroid's: 1000 t in camera coordinates, a function of t.
+            d_depth = x.new_zeros(*R.shape[:2], x.shape[1])
+            d_depth = torch.cat((d_depth[..., : nb + 1], 1000.0 * R[..., 2, :] / depth[..., 0, :],
+                                 d_depth[..., nb + 4 :]), dim=-1)  # (B, C, n), over the depth
+            d_uv = d_uv - uv.unsqueeze(-1) * d_depth[:, :, None, None, :]
+        weight = self.log_weights.to(dtype).exp() * inputs.visible.to(dtype)
+        factor = weight.unsqueeze(-1) * inputs.f.unsqueeze(-2) / self.pixel_scale  # (B, C, J, 2)
+        reproj = factor * (uv - inputs.joints2d)
+        d_reproj = (factor.unsqueeze(-1) * d_uv).flatten(1, 3)
+        b, n = x.shape
+        prior_weight = (0.5 * self.log_prior.to(dtype)).exp() * float(self.use_prior)
+        scale_weight = (0.5 * self.log_scale_prior.to(dtype)).exp()
+        eye = torch.eye(nb, n, dtype=dtype, device=x.device)
+        d_prior = (prior_weight * eye).expand(b, nb, n)
+        d_scale = torch.zeros(b, 1, n, dtype=dtype, device=x.device)
+        d_scale = d_scale + scale_weight * (torch.arange(n, device=x.device) == n - 1).to(dtype)
+        residuals = torch.cat((reproj.flatten(1), prior_weight * z, scale_weight * x[:, nb + 4:]),
+                              dim=1)
+        return residuals, torch.cat((d_reproj, d_prior, d_scale), dim=1)
+
     def _split(self, squared: Tensor) -> tuple[Tensor, Tensor]:
         m = self.num_views * self.num_joints * 2
         joint = squared[:, :m].reshape(squared.shape[0], -1, 2).sum(-1, keepdim=True)

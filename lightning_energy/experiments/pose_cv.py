@@ -50,6 +50,10 @@ OTHER_GROUP = ["log_weights", "log_prior", "kernel.log_scale", "camera_rotation"
                "log_scale_offset", "log_scale_prior"]  # fmt: skip
 
 
+CPU_CHUNK = 384
+"""Problems per solve chunk on CPU (``build_pose_layer``); a GPU solves the batch at once."""
+
+
 def make_energy(args: argparse.Namespace, **overrides: Any) -> MultiViewPoseEnergy:
     """The 3-component, 25-basis energy from the authors' PPCA file, float64."""
     options: dict[str, Any] = {"ppca_root": args.ppca_root, "num_components": 3}
@@ -90,8 +94,9 @@ def task_for(energy: MultiViewPoseEnergy, args: argparse.Namespace,
              alternate: list[list[str]] | None = None) -> MultiViewPoseTask:
     """A pose task around ``energy`` (LM with ``args.solver_steps``) on ``args.device``."""
     solver = LevenbergMarquardt(max_steps=args.solver_steps, tol=1e-4, dtype="float64")
+    chunk = args.chunk_size or (CPU_CHUNK if str(args.device) == "cpu" else None)
     task = MultiViewPoseTask(energy, solver=solver, adjoint=adjoint, alternate=alternate,
-                             energy_lr=args.lr, shape_lr=args.shape_lr)
+                             energy_lr=args.lr, shape_lr=args.shape_lr, chunk_size=chunk)
     return task.to(args.device)
 
 
@@ -250,30 +255,58 @@ def run_fold(held: str, subjects: Sequence[str], args: argparse.Namespace) -> di
     return out
 
 
-def bench(args: argparse.Namespace, frames: int = 1024) -> dict:
-    """Time forward (solve) and backward of the default task on ``frames`` S1 frames × 4 views."""
+SPEED_VARIANTS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("autograd Jacobian, whole batch, finished samples stepped",
+     {"closed_form": False, "compact": False, "chunk": None}),
+    ("+ finished samples skipped", {"closed_form": False, "compact": True, "chunk": None}),
+    ("+ closed-form Jacobian", {"closed_form": True, "compact": True, "chunk": None}),
+    (f"+ chunks of {CPU_CHUNK} problems",
+     {"closed_form": True, "compact": True, "chunk": CPU_CHUNK}),
+)  # fmt: skip
+"""The solve's speed features, switched on one after the other by ``--bench-ablation``."""
+
+
+def bench(args: argparse.Namespace, frames: int = 1024) -> list[dict]:
+    """Time forward (solve) and backward of the default task on ``frames`` S1 frames × 4 views.
+
+    With ``args.bench_ablation`` the same batch is timed once per :data:`SPEED_VARIANTS` row, in
+    one process; every row must give the same loss (they change the cost, not the result).
+    """
     arrays = load_h36m(args.data_root, ["S1"], max_frames_per_subject=frames)
     batch = arrays.to_batch().to(args.device)
     task = task_for(make_energy(args), args)
     sync = torch.cuda.synchronize if batch.joints3d.is_cuda else (lambda: None)
-    for _ in range(2 if batch.joints3d.is_cuda else 1):  # the first CUDA call pays for set-up
-        sync()
-        start = time.perf_counter()
-        solution = task(batch)
-        loss = task.loss(solution, batch)
-        sync()
-        middle = time.perf_counter()
-        loss.backward()
-        sync()
-        end = time.perf_counter()
-    out = {"frames": len(batch), "device": str(batch.joints3d.device),
-           "forward_s": middle - start, "backward_s": end - middle,
-           "solver_steps": args.solver_steps,
-           "converged": float(solution.converged.double().mean()),
-           "steps_mean": float(solution.num_steps.double().mean())}
-    out["epoch_s_73279_frames"] = (end - start) * 73279 / len(batch)
-    print(json.dumps(out), flush=True)
-    return out
+    variants = SPEED_VARIANTS if args.bench_ablation else (("default", None),)
+    rows = []
+    for name, switches in variants:
+        if switches is not None:
+            task.pose_energy.closed_form_jacobian = switches["closed_form"]
+            task.layer.solver.compact = switches["compact"]
+            task.layer.chunk_size = switches["chunk"]
+        for _ in range(2 if batch.joints3d.is_cuda else 1):  # the first CUDA call sets up
+            task.zero_grad()
+            sync()
+            start = time.perf_counter()
+            solution = task(batch)
+            loss = task.loss(solution, batch)
+            sync()
+            middle = time.perf_counter()
+            loss.backward()
+            sync()
+            end = time.perf_counter()
+        out = {"variant": name, "frames": len(batch), "device": str(batch.joints3d.device),
+               "chunk_size": task.layer.chunk_size, "forward_s": middle - start,
+               "backward_s": end - middle, "solver_steps": args.solver_steps,
+               "converged": float(solution.converged.double().mean()),
+               "steps_mean": float(solution.num_steps.double().mean()),
+               "loss": float(loss.detach())}
+        out["epoch_s_73279_frames"] = (end - start) * 73279 / len(batch)
+        print(json.dumps(out), flush=True)
+        rows.append(out)
+    spread = max(r["loss"] for r in rows) - min(r["loss"] for r in rows)
+    if spread > 1e-6 * abs(rows[0]["loss"]):
+        raise RuntimeError(f"The speed variants changed the loss by {spread:.3g}.")
+    return rows
 
 
 def compare_adjoints(args: argparse.Namespace) -> dict:
@@ -409,6 +442,9 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
                              "(this decay per step; 0: the last iterate)")
     parser.add_argument("--solver-steps", type=int, default=30, help="LM steps per solve")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--chunk-size", type=int, default=None,
+                        help=f"problems (frames × components) per solve chunk (default "
+                             f"{CPU_CHUNK} on CPU, the whole batch on CUDA)")
     parser.add_argument("--hessian", default="gauss_newton", choices=["gauss_newton", "exact"],
                         help="Hessian of the learned energy's implicit adjoint")
     parser.add_argument("--damping", type=_damping, default=1e-2,
@@ -423,6 +459,8 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--skip-baselines", action="store_true")
     parser.add_argument("--save", action="store_true", help="save trained task state_dicts")
     parser.add_argument("--bench", action="store_true", help="only time a 1024-frame batch")
+    parser.add_argument("--bench-ablation", action="store_true",
+                        help="with --bench: time each solver speed feature in turn")
     parser.add_argument("--compare-adjoints", type=int, default=0, metavar="FRAMES",
                         help="only compare implicit and unrolled gradients on FRAMES frames")
     parser.add_argument("--state", default=None, help="task state dict for --compare-adjoints")
@@ -442,9 +480,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     if args.bench:
-        result = bench(args)
-        (out_dir / "bench.json").write_text(json.dumps(result, indent=1))
-        return result
+        rows = bench(args)
+        (out_dir / "bench.json").write_text(json.dumps(rows, indent=1))
+        return {"bench": rows}
     if args.compare_adjoints:
         result = compare_adjoints(args)
         (out_dir / "adjoints.json").write_text(json.dumps(result, indent=1))

@@ -1,8 +1,8 @@
 """The solver interface (``init`` / ``step`` / ``terminate``) and the batched solve loop.
 
 Every sample of a batch stops on its own: once a sample is done (converged, non-finite or
-stalled) its state is frozen while the others go on. The loop checks for "all done" once per step,
-the only host synchronisation in it.
+stalled) its state is frozen while the others go on, and later steps are computed for the others
+only. The loop finds the running samples once per step, the only host synchronisation in it.
 """
 
 from __future__ import annotations
@@ -10,11 +10,12 @@ from __future__ import annotations
 import dataclasses
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from lightning_energy.solvers.problem import Problem
+from lightning_energy.solvers.problem import Problem, select_problem
 from lightning_energy.solvers.solution import Solution, SolverStatus
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -62,6 +63,26 @@ class SolverState:
             fields[f.name] = torch.where(mask, theirs, mine)
         return SolverState(**fields)
 
+    def take(self, index: Tensor) -> SolverState:
+        """The samples at ``index`` (an integer tensor (A,)) as a state of batch A."""
+        fields: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            fields[f.name] = None if value is None else value[index]
+        return SolverState(**fields)
+
+    def put(self, index: Tensor, part: SolverState) -> SolverState:
+        """A copy of this state with the samples at ``index`` replaced by ``part`` (batch A).
+
+        Out of place (``index_copy``), so it stays differentiable when the solve is recorded.
+        """
+        fields = {}
+        for f in dataclasses.fields(self):
+            mine, theirs = getattr(self, f.name), getattr(part, f.name)
+            fields[f.name] = mine if mine is None or theirs is None else (
+                mine.index_copy(0, index, theirs.to(mine.dtype)))
+        return SolverState(**fields)
+
 
 def resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
     """Accept ``torch.float64`` or ``"float64"`` (recipes spell dtypes as strings)."""
@@ -87,6 +108,10 @@ class Solver(ABC):
     """Whether the solver needs a :class:`~lightning_energy.LeastSquaresEnergy`."""
     curvature_kind: str | None = None
     """Kind of dense curvature the solver keeps in its state (``"exact"``, ``"gauss_newton"``)."""
+    compact: bool = True
+    """Whether steps skip the samples already done (see :meth:`run`). Set it to False on an
+    instance whose energy's inputs hold a shared tensor with leading dimension B (the inputs'
+    contract says such tensors are per-sample)."""
 
     def __init__(
         self,
@@ -138,15 +163,28 @@ class Solver(ABC):
         return torch.where(finite, status, int(SolverStatus.NONFINITE))
 
     def run(self, problem: Problem, x0: Tensor, max_steps: int | None = None) -> SolverState:
-        """Iterate from flat ``x0`` (B, n) until every sample is done or the budget runs out."""
+        """Iterate from flat ``x0`` (B, n) until every sample is done or the budget runs out.
+
+        Once some samples are done, each step is taken on the others only (with
+        :attr:`compact`): the sub-problem holds their rows of every per-sample input, so the
+        cost of a step follows the number of samples still running, not B.
+        """
         state = self.init(problem, x0)
+        batch = x0.shape[0]
         for _ in range(self.max_steps if max_steps is None else max_steps):
             done = self.terminate(state)
-            if bool(done.all()):
+            active = torch.nonzero(~done).squeeze(-1)  # the loop's one host synchronisation
+            if active.numel() == 0:
                 break
-            proposal = self.step(problem, state)
-            proposal.num_steps = state.num_steps + 1
-            state = state.where(~done, proposal)
+            if not self.compact or active.numel() == batch:
+                proposal = self.step(problem, state)
+                proposal.num_steps = state.num_steps + 1
+                state = state.where(~done, proposal)
+                continue
+            part = state.take(active)
+            proposal = self.step(select_problem(problem, active, batch), part)
+            proposal.num_steps = part.num_steps + 1
+            state = state.put(active, proposal)
         return state
 
     def solve(self, problem: Problem, x0: Tensor) -> Solution:

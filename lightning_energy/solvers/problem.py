@@ -177,8 +177,11 @@ class Problem:
         the residuals' backward graph with a one-hot tangent broadcast over the batch), otherwise
         m vector-Jacobian products. When autograd records (gradients enabled and ``x`` or the live
         parameters/inputs need them) it is differentiable and always takes n forward-mode
-        products in one vectorised pass (:meth:`_forward_jacobian`).
+        products in one vectorised pass (:meth:`_forward_jacobian`). An energy that implements
+        :meth:`~LeastSquaresEnergy.residuals_and_jacobian` is asked for it instead.
         """
+        if self.has_jacobian:
+            return self._closed_form_jacobian(x)
         if self._records(x):
             return self._forward_jacobian(x)
         with torch.enable_grad():
@@ -198,6 +201,24 @@ class Problem:
                          for i in range(m)]
                 jac = torch.stack(parts, dim=1)
         return r.detach(), jac.detach()
+
+    @property
+    def has_jacobian(self) -> bool:
+        """Whether the energy gives its residual Jacobian in closed form."""
+        return isinstance(self.energy, LeastSquaresEnergy) and self.energy.has_jacobian
+
+    def _closed_form_jacobian(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """The energy's own :meth:`~LeastSquaresEnergy.residuals_and_jacobian`, flattened."""
+        with torch.set_grad_enabled(self._records(x)):
+            r, jac = self._call_method("residuals_and_jacobian", self._unflatten(x), self.inputs)
+        expected = (x.shape[0], r.shape[-1], x.shape[1])
+        if tuple(r.shape) != expected[:2] or tuple(jac.shape) != expected:
+            raise ShapeError(
+                f"Expected `{type(self.energy).__name__}.residuals_and_jacobian` to return "
+                f"residuals of shape {expected[:2]} and a Jacobian of shape {expected}, got "
+                f"{describe(r)} and {describe(jac)}."
+            )
+        return r, jac
 
     def _forward_jacobian(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Residuals (B, m) and Jacobians (B, m, n) by forward mode, differentiably.
@@ -256,17 +277,29 @@ class _MethodView(nn.Module):
         return getattr(self.energy, self.method)(*args)
 
 
+def _map_per_sample(problem: Problem, batch: int, fn: Callable[[Tensor], Tensor]) -> Problem:
+    """A shallow copy of ``problem`` with ``fn`` applied to every per-sample input tensor.
+
+    Per-sample tensors are those whose leading dimension is ``batch`` (the inputs' contract);
+    the others, and the energy's parameters, are shared as they are.
+    """
+    mapped = copy.copy(problem)
+
+    def per_sample(t: Tensor) -> Tensor:
+        return fn(t) if t.dim() > 0 and t.shape[0] == batch else t
+
+    mapped.inputs = tree_map(per_sample, problem.inputs)
+    return mapped
+
+
 def repeat_problem(problem: Problem, times: int, batch: int) -> Problem:
     """The same problem with every per-sample input tensor tiled ``times`` along the batch.
 
     Tensors whose leading dimension is not ``batch`` are shared, not tiled.
     """
-    tiled = copy.copy(problem)
+    return _map_per_sample(problem, batch, lambda t: t.repeat(times, *([1] * (t.dim() - 1))))
 
-    def tile(t: Tensor) -> Tensor:
-        if t.dim() == 0 or t.shape[0] != batch:
-            return t
-        return t.repeat(times, *([1] * (t.dim() - 1)))
 
-    tiled.inputs = tree_map(tile, problem.inputs)
-    return tiled
+def select_problem(problem: Problem, index: Tensor, batch: int) -> Problem:
+    """The sub-problem of the samples at ``index`` (A,) of a batch of ``batch`` problems."""
+    return _map_per_sample(problem, batch, lambda t: t[index])

@@ -189,3 +189,90 @@ def test_chunked_layer_matches_unchunked_values_and_gradients():
         assert "backward/damping" in sol.diagnostics
     for a, b in zip(*results, strict=True):
         assert torch.allclose(a, b, atol=1e-12)
+
+
+def _spread_line_data() -> tuple[torch.Tensor, torch.Tensor]:
+    """Line fits whose LM solves take different numbers of steps (scaled data)."""
+    t, y = line_data(6, 12)
+    return t, y * torch.logspace(-2, 2, 6, dtype=torch.float64)[:, None]
+
+
+@pytest.mark.parametrize("solver", [le.LevenbergMarquardt(tol=1e-10), le.Newton(tol=1e-10),
+                                    le.NewtonCG(tol=1e-10)])
+def test_steps_skip_finished_samples_with_the_same_result(solver, monkeypatch):
+    import lightning_energy.solvers.base as base
+
+    energy = RobustLineFit(12).double()
+    data = _spread_line_data()
+    sizes: list[int] = []
+    select = base.select_problem
+    def spy(problem, index, batch):
+        sizes.append(index.numel())
+        return select(problem, index, batch)
+
+    monkeypatch.setattr(base, "select_problem", spy)
+    compacted = le.argmin(energy, data, solver=solver)
+    assert sizes, "no step ran on a compacted batch"
+    assert max(sizes) < 6
+    solver.compact = False
+    try:
+        full = le.argmin(energy, data, solver=solver)
+    finally:
+        solver.compact = True
+    assert len(set(full.num_steps.tolist())) > 1  # the samples did finish at different steps
+    assert torch.equal(compacted.num_steps, full.num_steps)
+    assert torch.allclose(compacted.x, full.x, atol=1e-12, rtol=0)
+    assert torch.equal(compacted.status, full.status)
+
+
+def test_unrolled_gradients_are_the_same_with_compacted_steps():
+    energy = RobustLineFit(12).double()
+    t, y = _spread_line_data()
+    y.requires_grad_(True)
+    grads = []
+    for compact in (True, False):
+        solver = le.LevenbergMarquardt(tol=1e-10, max_steps=40)
+        solver.compact = compact
+        sol = le.argmin(energy, (t, y), solver=solver, adjoint=le.UnrolledAdjoint())
+        grads.append(torch.autograd.grad(sol.x.pow(2).sum(), [energy.point_weights, y]))
+    for a, b in zip(*grads, strict=True):
+        assert torch.allclose(a, b, atol=1e-10, rtol=1e-10)
+
+
+class _LineFitWithJacobian(RobustLineFit):
+    """RobustLineFit with its Jacobian in closed form (optionally wrong, to test the checks)."""
+
+    def __init__(self, num_points: int, wrong: bool = False, bad_shape: bool = False) -> None:
+        super().__init__(num_points)
+        self.wrong, self.bad_shape = wrong, bad_shape
+
+    def residuals_and_jacobian(self, x, inputs):
+        t, _ = inputs
+        w = self.point_weights.to(x.dtype)
+        jac = torch.stack((-w * t, -w.expand_as(t) * (2.0 if self.wrong else 1.0)), dim=-1)
+        return self.residuals(x, inputs), jac[:, :-1] if self.bad_shape else jac
+
+
+def test_closed_form_jacobian_is_used_and_checked():
+    from lightning_energy.testing import check_jacobian
+
+    data = line_data(5, 12)
+    energy = _LineFitWithJacobian(12).double()
+    jac_error, param_error = check_jacobian(energy, data, x=torch.randn(5, 2, dtype=torch.float64))
+    assert jac_error < 1e-12
+    assert param_error < 1e-12
+    with pytest.raises(AssertionError, match="closed-form Jacobian differs"):
+        check_jacobian(_LineFitWithJacobian(12, wrong=True), data)
+    with pytest.raises(AssertionError, match="does not implement"):
+        check_jacobian(RobustLineFit(12), data)
+    # The solvers take the energy's Jacobian: a wrong one changes the LM path, a right one not.
+    solver = le.LevenbergMarquardt(tol=1e-10)
+    reference = le.argmin(RobustLineFit(12).double(), data, solver=solver)
+    closed = le.argmin(energy, data, solver=solver)
+    assert torch.allclose(closed.x, reference.x, atol=1e-9)
+    wrong = _LineFitWithJacobian(12, wrong=True).double()
+    assert not torch.equal(le.argmin(wrong, data, solver=solver).num_steps, reference.num_steps)
+    wrong.closed_form_jacobian = False  # switched off: back to autograd, the reference's path
+    assert torch.equal(le.argmin(wrong, data, solver=solver).num_steps, reference.num_steps)
+    with pytest.raises(le.ShapeError, match=r"Jacobian of shape \(5, 12, 2\)"):
+        le.argmin(_LineFitWithJacobian(12, bad_shape=True).double(), data, solver=solver)

@@ -15,7 +15,7 @@ from lightning_energy.energies.pose import (
     pose_energy_inputs,
     yaw_offsets,
 )
-from lightning_energy.testing import check_energy
+from lightning_energy.testing import check_energy, check_jacobian
 
 
 def _inputs(frames: int = 3, noise_px: float = 2.0, components: int = 1, seed: int = 0):
@@ -38,6 +38,22 @@ def test_implicit_gradients_match_finite_differences(projection: str) -> None:
     assert report.grad_norm < 1e-8
     assert report.param_error < 1e-4
     assert report.input_error < 1e-4
+
+
+@pytest.mark.parametrize("projection", ["perspective", "weak_perspective"])
+def test_closed_form_jacobian_matches_autograd(projection: str) -> None:
+    energy = MultiViewPoseEnergy(None, num_components=2, num_bases=3, projection=projection)
+    with torch.no_grad():  # every group away from its neutral value
+        energy.camera_rotation.add_(0.01)
+        energy.log_weights.add_(0.1 * torch.randn_like(energy.log_weights))
+        energy.log_scale_offset.add_(0.1)
+        energy.log_std.add_(0.2)
+    arrays = generate_synthetic_poses(3, seed=1, noise_px=2.0, dropout_prob=0.2)
+    inputs = pose_energy_inputs(arrays.to_batch(dtype=torch.float64), 2)
+    assert not bool(inputs.visible.all())  # dropped detections are in the check
+    jac_error, param_error = check_jacobian(energy, inputs, tol=1e-12)
+    assert jac_error < 1e-12
+    assert param_error < 1e-12
 
 
 def test_energy_is_robust_on_joint_norms_and_plain_on_priors() -> None:
