@@ -42,8 +42,9 @@ from lightning_energy.baselines.pose import (
 from lightning_energy.data.h36m import load_h36m
 from lightning_energy.data.pose_batch import PoseArrays, PoseBatch
 from lightning_energy.energies.pose import PARAMETER_GROUPS, MultiViewPoseEnergy
+from lightning_energy.metrics.functional import mpjpe
 from lightning_energy.solvers.gauss_newton import LevenbergMarquardt
-from lightning_energy.tasks.pose import SHAPE_PARAMETERS, MultiViewPoseTask
+from lightning_energy.tasks.pose import SHAPE_PARAMETERS, MultiViewPoseTask, component_weights
 
 SHAPE_GROUP = list(SHAPE_PARAMETERS)
 OTHER_GROUP = ["log_weights", "log_prior", "kernel.log_scale", "camera_rotation",
@@ -91,12 +92,14 @@ def predictor(task: MultiViewPoseTask) -> SolvedPredictor:
 
 def task_for(energy: MultiViewPoseEnergy, args: argparse.Namespace,
              adjoint: Adjoint | None = None,
-             alternate: list[list[str]] | None = None) -> MultiViewPoseTask:
+             alternate: list[list[str]] | None = None,
+             component_temperature: float | None = None) -> MultiViewPoseTask:
     """A pose task around ``energy`` (LM with ``args.solver_steps``) on ``args.device``."""
     solver = LevenbergMarquardt(max_steps=args.solver_steps, tol=1e-4, dtype="float64")
     chunk = args.chunk_size or (CPU_CHUNK if str(args.device) == "cpu" else None)
     task = MultiViewPoseTask(energy, solver=solver, adjoint=adjoint, alternate=alternate,
-                             energy_lr=args.lr, shape_lr=args.shape_lr, chunk_size=chunk)
+                             energy_lr=args.lr, shape_lr=args.shape_lr, chunk_size=chunk,
+                             component_temperature=component_temperature)
     return task.to(args.device)
 
 
@@ -158,24 +161,91 @@ def evaluate(name: str, predict: Predictor, arrays: PoseArrays, out: dict, args:
     write_results(args)
     print(f"  {name:30s} MPJPE {out[name]['mpjpe']:6.1f}  PA {out[name]['pa_mpjpe']:6.1f}  "
           f"16j {out[name]['mpjpe16']:6.1f}  ({errors.seconds:.0f} s eval) "
-          f"{ {k: round(v, 3) for k, v in (extra or {}).items()} }", flush=True)
+          f"{ {k: round(v, 3) if isinstance(v, float) else v for k, v in (extra or {}).items()} }",
+          flush=True)
 
 
 def trained(name: str, energy: MultiViewPoseEnergy, train_set: PoseArrays,
-            test_set: PoseArrays, args: argparse.Namespace, out: dict, **kw: Any) -> None:
-    """Train a task around ``energy`` and evaluate it."""
+            test_set: PoseArrays, args: argparse.Namespace, out: dict,
+            **kw: Any) -> MultiViewPoseTask | None:
+    """Train a task around ``energy`` (or, with ``--load``, load it) and evaluate it.
+
+    Returns the task, or None when training failed (the failure is recorded in ``out``).
+    """
     task = task_for(energy, args, **kw)
+    state_name = f"{name.split(' ')[0]}_{args.held}.pt"
+    if args.load:
+        task.load_state_dict(torch.load(Path(args.load) / state_name, map_location=args.device))
+        evaluate(name, predictor(task), test_set, out, args,
+                 {"loaded": str(Path(args.load) / state_name)})
+        return task
     try:
         info = train(task, train_set, args)
     except (RuntimeError, torch.OutOfMemoryError) as error:  # report, keep going
         out[name] = {"error": str(error)[:200]}
         print(f"  {name}: failed: {error}", flush=True)
-        return
+        return None
     extra = {"train_seconds": info["seconds"], "loss_first": info["losses"][0],
              "loss_last": float(np.mean(info["losses"][-5:]))}
     evaluate(name, predictor(task), test_set, out, args, extra)
     if args.save:
-        torch.save(task.state_dict(), Path(args.out) / f"{name.split(' ')[0]}_{args.held}.pt")
+        torch.save(task.state_dict(), Path(args.out) / state_name)
+    return task
+
+
+TEMPERATURES = (0.5, 1.0, 2.0, 3.0, 5.0, 10.0)
+"""Component temperatures τ tried by ``--component-temperature auto`` (besides the argmin)."""
+
+
+def choose_temperature(task: MultiViewPoseTask, arrays: PoseArrays,
+                       args: argparse.Namespace) -> tuple[float | None, dict[str, float]]:
+    """The τ of :data:`TEMPERATURES`, or None (the argmin), of lowest MPJPE on ``arrays``.
+
+    Each frame is solved once; every candidate reweights the same component solutions.
+    Returns the choice and the MPJPE of every candidate (key ``"argmin"`` for None).
+    """
+    poses, values, truth = [], [], []
+    with torch.no_grad():
+        for start in range(0, len(arrays), args.eval_batch_size):
+            batch = arrays.to_batch(np.arange(start, min(start + args.eval_batch_size,
+                                                         len(arrays))))
+            inputs = task.energy_inputs(batch.to(device_of(task)))
+            pose, value = task.component_poses(task.layer(inputs), inputs)
+            poses.append(pose.cpu())
+            values.append(value.cpu())
+            truth.append(batch.joints3d.to(torch.float64))
+    pose, value, target = torch.cat(poses), torch.cat(values), torch.cat(truth)
+    scores: dict[str, float] = {}
+    for temperature in (None, *TEMPERATURES):
+        if temperature is None:
+            best = torch.where(torch.isfinite(value), value, torch.inf).argmin(dim=1)
+            predicted = pose[torch.arange(len(pose)), best]
+        else:
+            weights = component_weights(value, temperature)
+            predicted = (weights[..., None, None] * pose).sum(1)
+        scores["argmin" if temperature is None else str(temperature)] = float(
+            mpjpe(predicted, target))
+    choice = min(scores, key=scores.__getitem__)
+    return (None if choice == "argmin" else float(choice)), scores
+
+
+def soft_components(task: MultiViewPoseTask, name: str, train_set: PoseArrays,
+                    test_set: PoseArrays, args: argparse.Namespace, out: dict) -> None:
+    """Evaluate ``task`` with the component temperature of ``--component-temperature``.
+
+    ``auto`` chooses it on every 64th training frame (:func:`choose_temperature`).
+    """
+    scores: dict[str, float] = {}
+    if args.component_temperature == "auto":
+        subset = train_set.select(np.arange(0, len(train_set), 64))
+        temperature, scores = choose_temperature(task, subset, args)
+    else:
+        temperature = float(args.component_temperature)
+    trained_with, task.component_temperature = task.component_temperature, temperature
+    label = "argmin" if temperature is None else f"τ = {temperature:g}"
+    evaluate(f"{name}, soft components ({label})", predictor(task), test_set, out, args,
+             {"temperature": temperature, "train_scores": scores})
+    task.component_temperature = trained_with
 
 
 def baselines(args: argparse.Namespace, train_set: PoseArrays, val_set: PoseArrays,
@@ -244,9 +314,14 @@ def run_fold(held: str, subjects: Sequence[str], args: argparse.Namespace) -> di
         baselines(args, train_set, val_set, test_set, methods)
     name = "learned (implicit, all groups)" if args.damping == 1e-2 else \
         f"learned (implicit, all groups, damping {args.damping})"
+    if args.train_temperature is not None:
+        name = f"{name[:-1]}, trained with soft components τ = {args.train_temperature:g})"
     if not args.skip_implicit:
-        trained(name, make_energy(args), train_set, test_set, args,
-                methods, adjoint=ImplicitAdjoint(damping=args.damping, hessian=args.hessian))
+        task = trained(name, make_energy(args), train_set, test_set, args, methods,
+                       adjoint=ImplicitAdjoint(damping=args.damping, hessian=args.hessian),
+                       component_temperature=args.train_temperature)
+        if task is not None and args.component_temperature is not None:
+            soft_components(task, name, train_set, test_set, args, methods)
     if args.unrolled:
         trained("learned (UnrolledAdjoint)", make_energy(args), train_set, test_set, args,
                 methods, adjoint=UnrolledAdjoint())
@@ -414,6 +489,15 @@ def _damping(text: str) -> float | str:
     return text if text == "auto" else float(text)
 
 
+def _temperature(text: str) -> float | str:
+    if text == "auto":
+        return text
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a float > 0, got {text!r}")
+    return value
+
+
 def _decay(text: str) -> float:
     value = float(text)
     if not 0.0 <= value < 1.0:
@@ -458,6 +542,17 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="leave out the implicit-adjoint learned row (e.g. with --unrolled)")
     parser.add_argument("--skip-baselines", action="store_true")
     parser.add_argument("--save", action="store_true", help="save trained task state_dicts")
+    parser.add_argument("--load", default=None, metavar="DIR",
+                        help="evaluate the learned (implicit) row's state dicts saved in DIR by "
+                             "--save (learned_<fold>.pt) instead of training")
+    parser.add_argument("--train-temperature", type=float, default=None,
+                        help="train (and evaluate) the learned row with soft components at "
+                             "this τ > 0 (MultiViewPoseTask(component_temperature=τ))")
+    parser.add_argument("--component-temperature", type=_temperature, default=None,
+                        help="also evaluate the learned row averaging the components' poses "
+                             "with weights softmax(-E/τ): a τ > 0, or 'auto' (chosen on every "
+                             "64th training frame among the argmin and "
+                             f"{', '.join(map(str, TEMPERATURES))})")
     parser.add_argument("--bench", action="store_true", help="only time a 1024-frame batch")
     parser.add_argument("--bench-ablation", action="store_true",
                         help="with --bench: time each solver speed feature in turn")
@@ -466,6 +561,8 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--state", default=None, help="task state dict for --compare-adjoints")
     parser.add_argument("--out", default="runs/pose_cv")
     args = parser.parse_args(argv)
+    if args.train_temperature is not None and not args.train_temperature > 0:
+        parser.error(f"--train-temperature must be > 0, got {args.train_temperature}")
     if args.skip_implicit and not (args.unrolled or args.ablations):
         parser.error("--skip-implicit leaves nothing to train without --unrolled or --ablations")
     return args

@@ -82,6 +82,20 @@ def select_components(solution: Solution, num_components: int) -> tuple[Tensor, 
     return best, picked
 
 
+def component_weights(values: Tensor, temperature: float) -> Tensor:
+    """(B, M) weights softmax(−E_m / τ) of each frame's M component solutions, energies (B, M).
+
+    A component whose energy is not finite gets weight 0; a frame with none finite weighs its
+    components equally (its prediction is then as unusable as each of them).
+    """
+    finite = torch.isfinite(values)
+    shifted = torch.where(finite, values, torch.inf)
+    shifted = shifted - shifted.min(dim=1, keepdim=True).values.nan_to_num(0.0, 0.0, 0.0)
+    logits = torch.where(finite, -shifted / temperature, -torch.inf)
+    logits = torch.where(finite.any(dim=1, keepdim=True), logits, torch.zeros_like(logits))
+    return torch.softmax(logits, dim=1)
+
+
 class MultiViewPoseTask(EnergyTask):
     """Per frame x* = argmin E(x; θ, detections) of :class:`MultiViewPoseEnergy`; loss MPJPE.
 
@@ -107,6 +121,11 @@ class MultiViewPoseTask(EnergyTask):
             suit both (docs/results/pose.md, "Second tuning round").
         chunk_size: Solve at most this many problems (frames × components) at once; 384 suits
             a CPU (see :func:`build_pose_layer`), None (one batch) a GPU.
+        component_temperature: None predicts the pose of the lowest-energy component. A
+            temperature τ > 0 predicts the average of the components' poses weighted by
+            softmax(−E_m / τ) (:func:`component_weights`), differentiable in θ through the
+            poses and the energies; a frame then counts as converged when every component with
+            at least 1% of the weight converged.
     """
 
     def __init__(
@@ -121,8 +140,12 @@ class MultiViewPoseTask(EnergyTask):
         energy_lr: float = 1e-3,
         shape_lr: float | None = None,
         chunk_size: int | None = None,
+        component_temperature: float | None = None,
     ) -> None:
         check_learning_rates(shape_lr=shape_lr)
+        if component_temperature is not None and not component_temperature > 0:
+            raise ValueError(f"Expected `component_temperature` to be None or a float > 0, got "
+                             f"{component_temperature!r}.")
         energy = energy or MultiViewPoseEnergy(None, num_components=1)
         layer = build_pose_layer(energy, solver, adjoint, yaw_starts, chunk_size=chunk_size)
         super().__init__(layer, None, optimizer, scheduler, energy_lr)
@@ -134,6 +157,7 @@ class MultiViewPoseTask(EnergyTask):
                                  f"{sorted(names)}, got unknown {sorted(unknown)}.")
         self.alternate = alternate
         self.shape_lr = energy_lr if shape_lr is None else shape_lr
+        self.component_temperature = component_temperature
 
     @property
     def pose_energy(self) -> MultiViewPoseEnergy:
@@ -164,13 +188,36 @@ class MultiViewPoseTask(EnergyTask):
                                   self.pose_energy.num_components)
 
     def forward(self, batch: PoseBatch) -> Solution:
-        """Solve every frame; ``x`` of the result is the pose (B, J, 3), mm, world frame."""
+        """Solve every frame; ``x`` of the result is the pose (B, J, 3), mm, world frame.
+
+        The other fields describe each frame's lowest-energy component (with
+        ``component_temperature``, ``converged`` as documented there).
+        """
         energy = self.pose_energy
-        solution = self.layer(self.energy_inputs(batch))
+        inputs = self.energy_inputs(batch)
+        solution = self.layer(inputs)
         best, picked = select_components(solution, energy.num_components)
-        onehot = torch.nn.functional.one_hot(best, energy.num_components).bool()
-        picked.x = (1000.0 * energy.pose(picked.x, onehot)).to(batch.joints3d.dtype)
+        if self.component_temperature is None:
+            onehot = torch.nn.functional.one_hot(best, energy.num_components).bool()
+            picked.x = (1000.0 * energy.pose(picked.x, onehot)).to(batch.joints3d.dtype)
+            return picked
+        poses, values = self.component_poses(solution, inputs)
+        weights = component_weights(values, self.component_temperature)
+        picked.x = (weights[..., None, None] * poses).sum(1).to(batch.joints3d.dtype)
+        converged = solution.converged.reshape(values.shape)
+        picked.converged = (converged | (weights.detach() < 0.01)).all(dim=1)
         return picked
+
+    def component_poses(self, solution: Solution, inputs: Any) -> tuple[Tensor, Tensor]:
+        """Poses (B, M, J, 3), mm, and energies (B, M) of every frame's component solutions.
+
+        The energies are re-evaluated at x* so that they are differentiable in θ (at a
+        minimum ∂E/∂x = 0, so their total derivative is the partial one).
+        """
+        energy, m = self.pose_energy, self.pose_energy.num_components
+        poses = 1000.0 * energy.pose(solution.x, inputs.component)
+        values = energy(solution.x, inputs)
+        return poses.reshape(-1, m, *poses.shape[1:]), values.reshape(-1, m)
 
     def loss(self, solution: Solution, batch: PoseBatch) -> Tensor:
         """Root-aligned MPJPE (mm, 17 joints) over :meth:`trainable` frames.

@@ -150,3 +150,34 @@ def test_pose_cv_refuses_a_run_that_would_train_nothing(capsys):
         parse(["--skip-implicit"])
     assert "--skip-implicit" in capsys.readouterr().err
     assert parse(["--skip-implicit", "--unrolled"]).unrolled
+
+
+def test_pose_cv_temperature_options(capsys):
+    from lightning_energy.experiments.pose_cv import parse
+
+    assert parse(["--component-temperature", "auto"]).component_temperature == "auto"
+    assert parse(["--component-temperature", "2.5"]).component_temperature == 2.5
+    for bad in (["--component-temperature", "0"], ["--train-temperature", "-1"]):
+        with pytest.raises(SystemExit):
+            parse(bad)
+    assert "temperature" in capsys.readouterr().err
+
+
+def test_choose_temperature_scores_every_candidate_on_the_given_frames():
+    from lightning_energy.experiments.pose_cv import TEMPERATURES, choose_temperature, parse
+    from lightning_energy.metrics.functional import mpjpe
+    from lightning_energy.tasks.pose import MultiViewPoseTask
+
+    energy = MultiViewPoseEnergy(None, num_components=3, num_bases=4).double()
+    with torch.no_grad():
+        energy.mean.add_(0.03 * torch.randn(energy.mean.shape, dtype=torch.float64,
+                                            generator=torch.Generator().manual_seed(1)))
+    task = MultiViewPoseTask(energy)
+    arrays = generate_synthetic_poses(12, seed=2, noise_px=6.0)
+    choice, scores = choose_temperature(task, arrays, parse(["--eval-batch-size", "5"]))
+    assert set(scores) == {"argmin", *map(str, TEMPERATURES)}
+    assert scores["argmin" if choice is None else str(choice)] == min(scores.values())
+    with torch.no_grad():
+        hard = task(arrays.to_batch(dtype=torch.float64))
+    assert abs(scores["argmin"] - float(mpjpe(hard.x, arrays.to_batch().joints3d.double()))) < 1e-4
+    assert len(set(scores.values())) > 1  # the temperatures do change the prediction

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 import lightning_energy as le
@@ -9,7 +10,11 @@ from lightning_energy.data.pose_synthetic import generate_synthetic_poses
 from lightning_energy.energies.pose import MultiViewPoseEnergy
 from lightning_energy.metrics.functional import mpjpe
 from lightning_energy.solvers.solution import Solution
-from lightning_energy.tasks.pose import MultiViewPoseTask, select_components
+from lightning_energy.tasks.pose import (
+    MultiViewPoseTask,
+    component_weights,
+    select_components,
+)
 
 
 def _task(**kwargs) -> MultiViewPoseTask:
@@ -102,6 +107,18 @@ def test_unknown_alternate_name_raises() -> None:
         _task(alternate=[["nonexistent"]])
 
 
+@torch.no_grad()
+def _central_difference(task: MultiViewPoseTask, batch, param: torch.Tensor,
+                        eps: float = 1e-5) -> float:
+    """d loss / d ``param`` (a scalar parameter of the task's energy), every side re-solved."""
+    sides = []
+    for sign in (1.0, -1.0):
+        param.add_(sign * eps)
+        sides.append(float(task.loss(task(batch), batch)))
+        param.sub_(sign * eps)
+    return (sides[0] - sides[1]) / (2 * eps)
+
+
 def test_default_adjoint_gives_the_loss_gradient_of_a_robust_fit() -> None:
     """Noisy, swapped detections put residuals in the kernel's robust range, where a
     Gauss–Newton Hessian is biased; the task's default (exact-Hessian) adjoint must still match
@@ -120,17 +137,10 @@ def test_default_adjoint_gives_the_loss_gradient_of_a_robust_fit() -> None:
     grads = torch.autograd.grad(loss, [params[n] for n in names])
     tight = MultiViewPoseTask(energy, solver=le.LevenbergMarquardt(max_steps=300, tol=1e-11,
                                                                     dtype="float64"))
-    eps = 1e-5
-    with torch.no_grad():
-        for name, grad in zip(names, grads, strict=True):
-            sides = []
-            for sign in (1.0, -1.0):
-                params[name].add_(sign * eps)
-                sides.append(float(tight.loss(tight(batch), batch)))
-                params[name].sub_(sign * eps)
-            reference = (sides[0] - sides[1]) / (2 * eps)
-            # the damping (λ = 1e-2) biases the gradient slightly; 2% leaves room for it only
-            assert abs(float(grad) - reference) <= 0.02 * abs(reference) + 1e-6, name
+    for name, grad in zip(names, grads, strict=True):
+        reference = _central_difference(tight, batch, params[name])
+        # the damping (λ = 1e-2) biases the gradient slightly; 2% leaves room for it only
+        assert abs(float(grad) - reference) <= 0.02 * abs(reference) + 1e-6, name
 
 
 def test_nonconverged_frames_are_left_out_of_the_loss() -> None:
@@ -150,3 +160,60 @@ def test_nonconverged_frames_are_left_out_of_the_loss() -> None:
     (grad,) = torch.autograd.grad(loss, energy.mean)
     assert float(loss) == 0.0
     assert float(grad.abs().max()) == 0.0
+
+
+def test_component_weights_softmax_and_non_finite_energies() -> None:
+    values = torch.tensor([[1.0, 2.0, 4.0], [float("nan"), 0.0, 1.0],
+                           [float("inf"), float("nan"), float("inf")]], dtype=torch.float64)
+    weights = component_weights(values, temperature=2.0)
+    expected = torch.softmax(torch.tensor([-0.5, -1.0, -2.0], dtype=torch.float64), 0)
+    torch.testing.assert_close(weights[0], expected)
+    assert float(weights[1, 0]) == 0.0
+    torch.testing.assert_close(weights[1, 1:], torch.softmax(torch.tensor(
+        [0.0, -0.5], dtype=torch.float64), 0))
+    torch.testing.assert_close(weights[2], torch.full((3,), 1 / 3, dtype=torch.float64))
+
+
+def _soft_task(temperature: float | None, energy: MultiViewPoseEnergy | None = None,
+               tol: float = 1e-9) -> MultiViewPoseTask:
+    if energy is None:
+        energy = MultiViewPoseEnergy(None, num_components=3, num_bases=4).double()
+        with torch.no_grad():  # three different shape models
+            energy.mean.add_(0.02 * torch.randn(energy.mean.shape, dtype=torch.float64,
+                                                generator=torch.Generator().manual_seed(0)))
+    solver = le.LevenbergMarquardt(max_steps=200, tol=tol, dtype="float64")
+    return MultiViewPoseTask(energy, solver=solver, component_temperature=temperature)
+
+
+def test_soft_components_average_the_component_poses() -> None:
+    batch = generate_synthetic_poses(3, seed=5, noise_px=5.0).to_batch(dtype=torch.float64)
+    hard, soft = _soft_task(None), _soft_task(2.0)
+    soft.load_state_dict(hard.state_dict())
+    with torch.no_grad():
+        inputs = soft.energy_inputs(batch)
+        poses, values = soft.component_poses(soft.layer(inputs), inputs)
+        weights = torch.softmax(-(values - values.min(1, keepdim=True).values) / 2.0, dim=1)
+        torch.testing.assert_close(soft(batch).x, (weights[..., None, None] * poses).sum(1))
+        assert float(weights.max(1).values.min()) < 0.999  # really a mixture on these frames
+        # a temperature far below the energy gaps is the argmin again
+        soft.component_temperature = 1e-9
+        torch.testing.assert_close(soft(batch).x, hard(batch).x)
+    with pytest.raises(ValueError, match="component_temperature"):
+        _soft_task(0.0)
+
+
+def test_soft_component_loss_gradient_matches_central_differences() -> None:
+    """The weights depend on θ through the energies at x*; the implicit adjoint (λ = 0 here)
+    plus the direct path must give the derivative of the re-solved loss."""
+    batch = generate_synthetic_poses(2, seed=6, noise_px=8.0).to_batch(dtype=torch.float64)
+    task = _soft_task(1.0)
+    task.layer.adjoint = le.ImplicitAdjoint(damping=0.0, hessian="exact")
+    solution = task(batch)
+    assert bool(solution.converged.all())
+    params = dict(task.pose_energy.named_parameters())
+    names = ["log_prior", "kernel.log_scale", "log_scale_offset"]
+    grads = torch.autograd.grad(task.loss(solution, batch), [params[n] for n in names])
+    tight = _soft_task(1.0, task.pose_energy, tol=1e-11)
+    for name, grad in zip(names, grads, strict=True):
+        reference = _central_difference(tight, batch, params[name])
+        assert abs(float(grad) - reference) <= 1e-4 * abs(reference) + 1e-7, name
