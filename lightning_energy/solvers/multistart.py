@@ -48,6 +48,15 @@ class MultiStart(Solver):
         self.requires_least_squares = solver.requires_least_squares
         self.curvature_kind = solver.curvature_kind
 
+    @property  # type: ignore[override]
+    def compact(self) -> bool:
+        """The inner solver's :attr:`Solver.compact` (its loop is the one that runs)."""
+        return self.solver.compact
+
+    @compact.setter
+    def compact(self, value: bool) -> None:
+        self.solver.compact = value
+
     @property
     def num_starts(self) -> int:
         """Number of starts S."""

@@ -276,3 +276,12 @@ def test_closed_form_jacobian_is_used_and_checked():
     assert torch.equal(le.argmin(wrong, data, solver=solver).num_steps, reference.num_steps)
     with pytest.raises(le.ShapeError, match=r"Jacobian of shape \(5, 12, 2\)"):
         le.argmin(_LineFitWithJacobian(12, bad_shape=True).double(), data, solver=solver)
+
+
+def test_multistart_forwards_compact_to_the_solver_that_runs():
+    inner = le.Newton()
+    solver = le.MultiStart(inner, starts=2)
+    assert solver.compact
+    solver.compact = False
+    assert inner.compact is False
+    assert le.Newton.compact is True  # the class default is untouched
