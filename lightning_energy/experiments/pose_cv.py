@@ -44,7 +44,12 @@ from lightning_energy.data.pose_batch import PoseArrays, PoseBatch
 from lightning_energy.energies.pose import PARAMETER_GROUPS, MultiViewPoseEnergy
 from lightning_energy.metrics.functional import mpjpe
 from lightning_energy.solvers.gauss_newton import LevenbergMarquardt
-from lightning_energy.tasks.pose import SHAPE_PARAMETERS, MultiViewPoseTask, component_weights
+from lightning_energy.tasks.pose import (
+    SHAPE_PARAMETERS,
+    MultiViewPoseTask,
+    component_weights,
+    lowest_energy,
+)
 
 SHAPE_GROUP = list(SHAPE_PARAMETERS)
 OTHER_GROUP = ["log_weights", "log_prior", "kernel.log_scale", "camera_rotation",
@@ -218,8 +223,7 @@ def choose_temperature(task: MultiViewPoseTask, arrays: PoseArrays,
     scores: dict[str, float] = {}
     for temperature in (None, *TEMPERATURES):
         if temperature is None:
-            best = torch.where(torch.isfinite(value), value, torch.inf).argmin(dim=1)
-            predicted = pose[torch.arange(len(pose)), best]
+            predicted = pose[torch.arange(len(pose)), lowest_energy(value)]
         else:
             weights = component_weights(value, temperature)
             predicted = (weights[..., None, None] * pose).sum(1)
@@ -561,6 +565,8 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--state", default=None, help="task state dict for --compare-adjoints")
     parser.add_argument("--out", default="runs/pose_cv")
     args = parser.parse_args(argv)
+    if args.chunk_size is not None and args.chunk_size < 1:
+        parser.error(f"--chunk-size must be >= 1, got {args.chunk_size}")
     if args.train_temperature is not None and not args.train_temperature > 0:
         parser.error(f"--train-temperature must be > 0, got {args.train_temperature}")
     if args.skip_implicit and not (args.unrolled or args.ablations):

@@ -58,6 +58,11 @@ def build_pose_layer(
     return EnergyLayer(energy, solver, adjoint, nonconverged, chunk_size=chunk_size)
 
 
+def lowest_energy(values: Tensor) -> Tensor:
+    """(B,) index of each row's lowest finite energy among (B, M) (non-finite ones lose)."""
+    return torch.where(torch.isfinite(values), values, torch.inf).argmin(dim=1)
+
+
 def select_components(solution: Solution, num_components: int) -> tuple[Tensor, Solution]:
     """Keep, per frame, the component with the lowest final energy.
 
@@ -69,10 +74,8 @@ def select_components(solution: Solution, num_components: int) -> tuple[Tensor, 
         ``(best (B,) long component, per-frame Solution with x (B, n))``.
     """
     m = num_components
-    value = solution.value.reshape(-1, m)
-    score = torch.where(torch.isfinite(value), value, torch.inf)
-    best = score.argmin(dim=1)
-    index = torch.arange(value.shape[0], device=best.device) * m + best
+    best = lowest_energy(solution.value.reshape(-1, m))
+    index = torch.arange(best.shape[0], device=best.device) * m + best
     picked = Solution(
         x=solution.x[index], value=solution.value[index], status=solution.status[index],
         converged=solution.converged[index], num_steps=solution.num_steps[index],

@@ -161,6 +161,9 @@ def test_pose_cv_temperature_options(capsys):
         with pytest.raises(SystemExit):
             parse(bad)
     assert "temperature" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parse(["--chunk-size", "0"])
+    assert "--chunk-size must be >= 1, got 0" in capsys.readouterr().err
 
 
 def test_choose_temperature_scores_every_candidate_on_the_given_frames():
