@@ -12,6 +12,9 @@ already. With e_tk = a_t ⊙ (x_t − y_tk)::
 with wₜₖ = mₜₖ exp(b_k + ℓₜₖ) (mask m, per-tracker base log-weight b, per-frame log-weight ℓ from
 the tracker-feature network), α, β per coordinate group (centre, size), a robust kernel ρ_δ with
 learnable δ, and a tiny prior ε towards the consensus r (keeps frames with no tracker well posed).
+With a ``motion_kernel`` ψ_γ the two smoothness terms become robust too, per coordinate:
+½ Σₜ α ⊙ ψ_γ(‖a_t (x_t − x_{t−1})‖²) and likewise for β, so that fast motion (camera shake, jumps)
+costs little more than slow motion instead of being smoothed away.
 
 The four coordinates decouple and each one's Hessian (and IRLS matrix) is pentadiagonal in t
 (block-tridiagonal with the first-order term only); :meth:`TrackFusionEnergy.normal_bands` and
@@ -178,6 +181,8 @@ class TrackFusionEnergy(LeastSquaresEnergy):
         learn_smoothness: Learn α and β (and δ when the kernel is learnable).
         learn_tracker_weights: Learn the per-tracker base weights.
         weighted_start: Start the solver at the w-weighted median instead of the consensus.
+        motion_kernel: Robust kernel ψ_γ on the normalised first- and second-order differences
+            (None: quadratic smoothness); its scale is learned with α and β when learnable.
 
     Example:
         >>> import torch
@@ -201,6 +206,7 @@ class TrackFusionEnergy(LeastSquaresEnergy):
         learn_smoothness: bool = True,
         learn_tracker_weights: bool = True,
         weighted_start: bool = True,
+        motion_kernel: RobustKernel | None = None,
     ) -> None:
         super().__init__(None)
         if num_trackers < 1:
@@ -225,6 +231,9 @@ class TrackFusionEnergy(LeastSquaresEnergy):
             self.robust.log_scale.requires_grad_(learn_smoothness)
         self.log_tracker_weight.requires_grad_(learn_tracker_weights)
         self.weighted_start = weighted_start
+        self.motion = motion_kernel
+        if motion_kernel is not None and isinstance(motion_kernel.log_scale, nn.Parameter):
+            motion_kernel.log_scale.requires_grad_(learn_smoothness)
 
     def initial_solution(self, inputs: TrackFusionInputs) -> Tensor:
         """Starting point (B, T, 4): the weighted median, or the plain consensus.
@@ -263,11 +272,68 @@ class TrackFusionEnergy(LeastSquaresEnergy):
         err = (x[:, :, None] - inputs.obs) * scale[:, :, None]
         data = err * torch.sqrt(self.robust_ratio(err**2)) * self.tracker_weights(inputs)[..., None]
         alpha, beta = _group(self.log_alpha.exp()), _group(self.log_beta.exp())
-        first = (x[:, 1:] - x[:, :-1]) * scale[:, 1:] * alpha.sqrt()
-        second = (x[:, 2:] - 2 * x[:, 1:-1] + x[:, :-2]) * scale[:, 1:-1] * beta.sqrt()
+        first, second = self._differences(x, scale)
+        first = first * torch.sqrt(alpha * self._motion_ratio(first**2))
+        second = second * torch.sqrt(beta * self._motion_ratio(second**2))
         prior = (x - inputs.reference) * scale * self.prior.sqrt()
         parts = [data, first, second, prior]
         return torch.cat([p.reshape(x.shape[0], -1) for p in parts], -1)
+
+    @staticmethod
+    def _differences(x: Tensor, scale: Tensor) -> tuple[Tensor, Tensor]:
+        """Normalised first (B, T−1, 4) and second (B, T−2, 4) differences of x (B, T, 4)."""
+        first = (x[:, 1:] - x[:, :-1]) * scale[:, 1:]
+        second = (x[:, 2:] - 2 * x[:, 1:-1] + x[:, :-2]) * scale[:, 1:-1]
+        return first, second
+
+    def _motion_ratio(self, squared: Tensor) -> Tensor:
+        """ψ_γ(s)/s of the motion kernel (1 for quadratic smoothness)."""
+        if self.motion is None:
+            return torch.ones_like(squared)
+        s = squared.clamp_min(_TINY)
+        return self.motion(s) / s
+
+    def _smoothness_curvature(self, x: Tensor, inputs: TrackFusionInputs,
+                              exact: bool) -> tuple[Tensor, Tensor]:
+        """Per-pair (B, T−1, 4) and per-triple (B, T−2, 4) curvature of the smoothness terms.
+
+        α a² ψ'(s) for the IRLS system; with ``exact``, α a² (ψ'(s) + 2s ψ''(s)), the second
+        derivative of ½ α ψ(a² d²) in the difference d (likewise β for second differences).
+        """
+        a2 = inputs.scale**2
+        c1 = _group(self.log_alpha.exp()) * a2[:, 1:]
+        c2 = _group(self.log_beta.exp()) * a2[:, 1:-1]
+        if self.motion is None:
+            return c1, c2
+        first, second = self._differences(x, inputs.scale)
+        factors = []
+        for diff in (first, second):
+            s = diff**2
+            weight = self.motion.weight(s)
+            if exact:
+                weight = weight + 2 * s * jvp(self.motion.weight, (s,), (torch.ones_like(s),))[1]
+            factors.append(weight)
+        return c1 * factors[0], c2 * factors[1]
+
+    @staticmethod
+    def _smoothness_bands(c1: Tensor, c2: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Bands d0, d1, d2 (B, T, 4) of Σ c1 (Δx)² + Σ c2 (Δ²x)², per coordinate.
+
+        Δx = x_t − x_{t−1} with c1 (B, T−1, 4) per pair; Δ²x = x_{t+1} − 2x_t + x_{t−1} with c2
+        (B, T−2, 4) per triple.
+        """
+        zero1 = c1.new_zeros(c1.shape[0], 1, c1.shape[2])
+        d0 = torch.cat([c1, zero1], 1) + torch.cat([zero1, c1], 1)
+        d1 = torch.cat([-c1, zero1], 1)
+        if c2.shape[1] >= 1:
+            zero2 = torch.cat([zero1, zero1], 1)
+            d0 = d0 + torch.cat([c2, zero2], 1) + 4 * torch.cat([zero1, c2, zero1], 1)
+            d0 = d0 + torch.cat([zero2, c2], 1)
+            d1 = d1 - 2 * torch.cat([c2, zero2], 1) - 2 * torch.cat([zero1, c2, zero1], 1)
+            d2 = torch.cat([c2, zero2], 1)
+        else:
+            d2 = torch.zeros_like(d0)
+        return d0, d1, d2
 
     def normal_bands(self, x: Tensor, inputs: TrackFusionInputs) -> tuple[Tensor, Tensor]:
         """The IRLS system at ``x`` (B, T, 4): bands (B, 4, 3, T) and right-hand sides (B, 4, T).
@@ -284,19 +350,8 @@ class TrackFusionEnergy(LeastSquaresEnergy):
         prior = self.prior * a2
         diag = w.sum(2) + prior
         rhs = (w * inputs.obs).sum(2) + prior * inputs.reference
-        c1 = _group(self.log_alpha.exp()) * a2[:, 1:]  # pairs (t-1, t), t >= 1
-        c2 = _group(self.log_beta.exp()) * a2[:, 1:-1]  # triples centred on t = 1..T-2
-        zero1 = torch.zeros_like(diag[:, :1])
-        d0 = diag + torch.cat([c1, zero1], 1) + torch.cat([zero1, c1], 1)
-        d1 = torch.cat([-c1, zero1], 1)
-        if x.shape[1] >= 3:
-            zero2 = torch.zeros_like(diag[:, :2])
-            d0 = d0 + torch.cat([c2, zero2], 1) + 4 * torch.cat([zero1, c2, zero1], 1)
-            d0 = d0 + torch.cat([zero2, c2], 1)
-            d1 = d1 - 2 * torch.cat([c2, zero2], 1) - 2 * torch.cat([zero1, c2, zero1], 1)
-            d2 = torch.cat([c2, zero2], 1)
-        else:
-            d2 = torch.zeros_like(diag)
+        d0, d1, d2 = self._smoothness_bands(*self._smoothness_curvature(x, inputs, exact=False))
+        d0 = d0 + diag
         bands = torch.stack([d0, d1, d2], 1).permute(0, 3, 1, 2)  # (B, 4, 3, T)
         return bands, rhs.permute(0, 2, 1)
 
@@ -315,7 +370,14 @@ class TrackFusionEnergy(LeastSquaresEnergy):
         rho2 = jvp(self.robust.weight, (s,), (torch.ones_like(s),))[1]
         w = self.tracker_weights(inputs)[..., None] ** 2 * inputs.scale[:, :, None] ** 2
         correction = (w * 2 * s * rho2).sum(2).permute(0, 2, 1)  # (B, 4, T)
-        return torch.cat([bands[:, :, :1] + correction[:, :, None], bands[:, :, 1:]], 2)
+        bands = torch.cat([bands[:, :, :1] + correction[:, :, None], bands[:, :, 1:]], 2)
+        if self.motion is None:
+            return bands
+        # The IRLS bands hold α a² ψ'; the exact curvature adds the 2sψ'' part of each term.
+        irls = self._smoothness_curvature(x, inputs, exact=False)
+        exact = self._smoothness_curvature(x, inputs, exact=True)
+        extra = self._smoothness_bands(exact[0] - irls[0], exact[1] - irls[1])
+        return bands + torch.stack(extra, 1).permute(0, 3, 1, 2)
 
 def default_tracker_weights(aucs: list[float], temperature: float = 0.05) -> list[float]:
     """Hand-set per-tracker weights from training success AUCs: exp((AUC − max)/temperature)."""

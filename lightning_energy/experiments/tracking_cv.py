@@ -78,8 +78,12 @@ def make_task(num_trackers: int, weights: list[float] | None = None, delta: floa
               learn_tracker_weights: bool = True, alternate_every: int = 0,
               weighted_start: bool = True, weighted_reference: bool = False,
               temporal: int = 0, width: int = 9,
-              dilations: tuple[int, ...] = (1, 4)) -> TrackerFusionTask:
+              dilations: tuple[int, ...] = (1, 4),
+              motion: float | None = None) -> TrackerFusionTask:
     """A fusion task with the given hand-set energy (α = multiplier × (1, 10)).
+
+    ``motion`` is the initial scale γ of a learnable Cauchy motion kernel (robust smoothness),
+    None for quadratic smoothness.
 
     ``network``, ``weighted_reference``, ``temporal``, ``width`` and ``dilations`` configure the
     :class:`~lightning_energy.networks.tracker.TrackerFeatureNet` (none without ``network``).
@@ -88,7 +92,9 @@ def make_task(num_trackers: int, weights: list[float] | None = None, delta: floa
                                kernel=Cauchy(delta, learnable=True), tracker_weights=weights,
                                learn_smoothness=learn_smoothness,
                                learn_tracker_weights=learn_tracker_weights,
-                               weighted_start=weighted_start)
+                               weighted_start=weighted_start,
+                               motion_kernel=None if motion is None else Cauchy(
+                                   motion, learnable=True))
     layer = EnergyLayer(energy, BandedIRLS(max_steps=30, tol=1e-5),
                         adjoint() if adjoint is not None else BandedImplicitAdjoint(1e-2))
     backbone = (TrackerFeatureNet(num_trackers, weighted_reference=weighted_reference,
@@ -96,6 +102,16 @@ def make_task(num_trackers: int, weights: list[float] | None = None, delta: floa
                 if network else None)
     return TrackerFusionTask(layer, backbone, energy_lr=2e-2, backbone_lr=3e-3,
                              alternate_every=alternate_every)
+
+
+def seeded_task(seed: int, *args: Any, **kwargs: Any) -> TrackerFusionTask:
+    """:func:`make_task` with the network's initial weights drawn from ``seed``.
+
+    The network's output starts at zero whatever its weights, so an unseeded draw does not show
+    at step 0, but it changes the whole training run: two runs of one command would differ.
+    """
+    torch.manual_seed(seed)
+    return make_task(*args, **kwargs)
 
 
 def task_fuser(task: TrackerFusionTask) -> bl.Fuser:
@@ -109,25 +125,44 @@ def task_fuser(task: TrackerFusionTask) -> bl.Fuser:
     return fuse
 
 
+def ensemble_fuser(tasks: Sequence[TrackerFusionTask]) -> bl.Fuser:
+    """Average the fused tracks of several tasks: centres and log-sizes, frame by frame."""
+    fusers = [task_fuser(task) for task in tasks]
+
+    def fuse(item: bl.TrackerResults) -> torch.Tensor:
+        boxes = torch.stack([fuser(item) for fuser in fusers])  # (M, T, 4)
+        size = boxes[..., 2:].clamp_min(1e-6)
+        centre = (boxes[..., :2] + 0.5 * size).mean(0)
+        size = size.log().mean(0).exp()
+        return torch.cat([centre - 0.5 * size, size], -1)
+
+    return fuse
+
+
 def auc_weights(aucs: np.ndarray, temperature: float | None) -> list[float] | None:
     """Per-tracker weights from training AUCs at a grid temperature (None: uniform)."""
     return None if temperature is None else default_tracker_weights(list(aucs), temperature)
 
 
-def grid_search(train: TrackingSequences, aucs: np.ndarray,
-                weighted_start: bool = True) -> tuple[dict[str, Any], float]:
-    """Best grid point of the hand-set energy by success AUC on the training sequences."""
+def grid_search(train: TrackingSequences, aucs: np.ndarray, weighted_start: bool = True,
+                motions: Sequence[float] = ()) -> tuple[dict[str, Any], float]:
+    """Best grid point of the hand-set energy by success AUC on the training sequences.
+
+    ``motions``: robust-smoothness scales γ tried besides quadratic smoothness (see
+    :func:`make_task`); each multiplies the grid's size.
+    """
     best: tuple[dict[str, Any], float] = ({}, -1.0)
-    for temperature, delta, alpha in itertools.product(*GRID.values()):
+    grid = itertools.product(*GRID.values(), (None, *motions))
+    for temperature, delta, alpha, motion in grid:
         weights = auc_weights(aucs, temperature)
         point: dict[str, Any] = {"weights": weights, "delta": delta, "alpha": alpha,
-                                 "weighted_start": weighted_start}
+                                 "weighted_start": weighted_start, "motion": motion}
         task = make_task(train.num_trackers, **point)
         auc = bl.score_sequences(task_fuser(task), train)["success_auc"]
         if auc > best[1]:
             best = (point, auc)
-            print(f"  grid: temperature={temperature}, δ={delta}, α×{alpha}: train AUC "
-                  f"{auc:.3f} (best so far)", flush=True)
+            print(f"  grid: temperature={temperature}, δ={delta}, α×{alpha}, γ={motion}: "
+                  f"train AUC {auc:.3f} (best so far)", flush=True)
     return best
 
 
@@ -249,11 +284,11 @@ def run_fold(data: TrackingSequences, fold: int, args: argparse.Namespace) -> di
     hand_set = make_task(k, weighted_start=not args.consensus_start)
     rows["energy, hand-set (uniform weights)"] = bl.score_sequences(task_fuser(hand_set), test)
     start = time.perf_counter()
-    point, train_auc = grid_search(train, aucs, not args.consensus_start)
+    point, train_auc = grid_search(train, aucs, not args.consensus_start, args.motion_scales)
     rows["energy, grid search on train"] = bl.score_sequences(
         task_fuser(make_task(k, **point)), test)
     rows["energy, grid search on train"]["seconds"] = time.perf_counter() - start
-    print(f"fold {fold}: grid winner δ={point['delta']}, α×{point['alpha']}, "
+    print(f"fold {fold}: grid winner δ={point['delta']}, α×{point['alpha']}, γ={point['motion']}, "
           f"AUC weights={point['weights'] is not None}, train AUC {train_auc:.3f}", flush=True)
     fit, val = train, None
     if args.val_fraction > 0:
@@ -262,26 +297,38 @@ def run_fold(data: TrackingSequences, fold: int, args: argparse.Namespace) -> di
         fit, val = data.subset(fit_names), data.subset(val_names)
         # The learned variants start from a grid point that has not seen the validation set,
         # so that step 0 competes on equal terms in the checkpoint selection.
-        point, fit_auc = grid_search(fit, bl.tracker_aucs(fit), not args.consensus_start)
-        print(f"fold {fold}: inner grid winner δ={point['delta']}, "
+        point, fit_auc = grid_search(fit, bl.tracker_aucs(fit), not args.consensus_start,
+                                     args.motion_scales)
+        print(f"fold {fold}: inner grid winner δ={point['delta']}, γ={point['motion']}, "
               f"AUC weights={point['weights'] is not None}, fit AUC {fit_auc:.3f}", flush=True)
     network = {"network": True, "weighted_reference": args.weighted_reference,
                "temporal": args.temporal, "width": args.feature_width,
                "dilations": tuple(args.dilations)}
     for name in args.variants:
         options = {**network, **VARIANTS.get(name, ABLATIONS.get(name, {}))}
-        task = make_task(k, **point, **options)
-        selection = BestOnValidation(val, args.eval_every) if val is not None else None
-        seconds = train_task(task, fit, args.steps, args.window, args.batch_size,
-                             args.seed + fold, selection, args.balanced)
-        rows[name] = {**bl.score_sequences(task_fuser(task), test), "seconds": seconds}
-        note = ""
-        if selection is not None:
-            rows[name].update(val_auc=selection.best_auc, best_step=selection.best_step)
-            note = (f", val AUC {selection.best_auc:.3f} at step {selection.best_step} "
-                    f"(step 0: {selection.history[0][1]:.3f})")
-        print(f"fold {fold}: {name}: AUC {rows[name]['success_auc']:.3f} ({seconds:.0f} s"
-              f"{note})", flush=True)
+        members, seconds = [], 0.0
+        for member in range(args.ensemble):
+            # Member 0 trains exactly as a run without --ensemble; the others change the seed.
+            seed = args.seed + fold + 1000 * member
+            task = seeded_task(seed, k, **point, **options)
+            selection = BestOnValidation(val, args.eval_every) if val is not None else None
+            seconds += train_task(task, fit, args.steps, args.window, args.batch_size, seed,
+                                  selection, args.balanced)
+            members.append(task)
+            if member == 0:
+                rows[name] = {**bl.score_sequences(task_fuser(task), test), "seconds": seconds}
+                note = ""
+                if selection is not None:
+                    rows[name].update(val_auc=selection.best_auc, best_step=selection.best_step)
+                    note = (f", val AUC {selection.best_auc:.3f} at step {selection.best_step} "
+                            f"(step 0: {selection.history[0][1]:.3f})")
+                print(f"fold {fold}: {name}: AUC {rows[name]['success_auc']:.3f} "
+                      f"({seconds:.0f} s{note})", flush=True)
+        if args.ensemble > 1:
+            row = f"{name}, ensemble of {args.ensemble}"
+            rows[row] = {**bl.score_sequences(ensemble_fuser(members), test), "seconds": seconds}
+            print(f"fold {fold}: {row}: AUC {rows[row]['success_auc']:.3f} ({seconds:.0f} s)",
+                  flush=True)
     chosen = add_selected_row(rows, args.variants)
     if chosen is not None:
         print(f"fold {fold}: selected on validation: {chosen}", flush=True)
@@ -385,6 +432,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="share of training sequences held out for checkpoint selection")
     parser.add_argument("--eval-every", type=int, default=50,
                         help="steps between validation scores (with --val-fraction)")
+    parser.add_argument("--ensemble", type=int, default=1,
+                        help="train this many models per variant (seeds differ) and add a row "
+                             "that averages their fused tracks")
+    parser.add_argument("--motion-scales", type=float, nargs="*", default=[],
+                        help="robust-smoothness scales γ the grid searches tried besides "
+                             "quadratic smoothness (the learned energies start from the winner)")
     parser.add_argument("--balanced", action="store_true",
                         help="draw training windows so that every sequence is equally likely")
     parser.add_argument("--baselines-only", action="store_true",
@@ -398,7 +451,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--synthetic-sequences", type=int, default=20)
     parser.add_argument("--synthetic-length", type=int, default=200)
     parser.add_argument("--synthetic-trackers", type=int, default=6)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.ensemble < 1:
+        parser.error(f"--ensemble must be >= 1, got {args.ensemble}")
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> str:

@@ -1,3 +1,5 @@
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -145,3 +147,68 @@ def test_cv_runs_of_separate_variants_merge(tmp_path, capsys: pytest.CaptureFixt
     table = main(["--merge", str(tmp_path / "0.json"), str(tmp_path / "1.json")])
     assert all(name in table for name in [*names, SELECTED])
     assert "1 folds merged from 2 runs" in capsys.readouterr().out
+
+
+def test_grid_search_tries_robust_motion_scales(monkeypatch: pytest.MonkeyPatch):
+    from lightning_energy.experiments import tracking_cv
+    from lightning_energy.experiments.tracking_cv import GRID, grid_search, make_task
+
+    tried: list[float | None] = []
+
+    def recording(*args, **kwargs):
+        tried.append(kwargs.get("motion"))
+        return make_task(*args, **kwargs)
+
+    monkeypatch.setattr(tracking_cv, "make_task", recording)
+    data = simulate_tracking(3, 30, 3, seed=2)
+    point, _ = grid_search(data, bl.tracker_aucs(data), motions=(0.05,))
+    size = len(list(itertools.product(*GRID.values())))
+    assert tried.count(None) == size
+    assert tried.count(0.05) == size
+    assert point["motion"] in (None, 0.05)
+    energy = make_task(3, motion=0.05).layer.energy
+    assert energy.motion is not None
+    assert torch.isclose(energy.motion.scale, torch.tensor(0.05))
+    assert energy.motion.log_scale.requires_grad
+    assert make_task(3).layer.energy.motion is None
+
+
+def test_ensemble_fuser_averages_centres_and_log_sizes():
+    from lightning_energy.experiments import tracking_cv
+
+    data = simulate_tracking(1, 20, 3, seed=3)
+    item = next(iter(data))
+    tasks = [tracking_cv.make_task(3, delta=0.15), tracking_cv.make_task(3, delta=0.4)]
+    a, b = (tracking_cv.task_fuser(task)(item) for task in tasks)
+    got = tracking_cv.ensemble_fuser(tasks)(item)
+    centre = 0.5 * ((a[:, :2] + 0.5 * a[:, 2:]) + (b[:, :2] + 0.5 * b[:, 2:]))
+    size = torch.sqrt(a[:, 2:] * b[:, 2:])  # geometric mean = mean of the log-sizes
+    assert not torch.allclose(a, b)
+    torch.testing.assert_close(got, torch.cat([centre - 0.5 * size, size], -1))
+    torch.testing.assert_close(tracking_cv.ensemble_fuser(tasks[:1])(item), a)
+
+
+def test_cv_harness_ensemble_row_and_bad_size(capsys: pytest.CaptureFixture[str]):
+    from lightning_energy.experiments.tracking_cv import main
+
+    table = main(["--folds", "2", "--only-folds", "0", "--steps", "1", "--window", "8",
+                  "--batch-size", "4", "--synthetic-sequences", "4", "--synthetic-length", "30",
+                  "--synthetic-trackers", "3", "--ensemble", "2",
+                  "--variants", "learned (implicit, λ=1e-2)"])
+    assert "learned (implicit, λ=1e-2), ensemble of 2" in table
+    with pytest.raises(SystemExit):
+        main(["--ensemble", "0"])
+    assert "--ensemble must be >= 1" in capsys.readouterr().err
+
+
+def test_seeded_task_draws_the_same_network_whatever_the_global_state():
+    from lightning_energy.experiments.tracking_cv import seeded_task
+
+    states = []
+    for noise in (1, 2):
+        torch.manual_seed(noise)  # a different global state before each build
+        task = seeded_task(7, 3, network=True, temporal=3)
+        states.append(task.state_dict())
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+    other = seeded_task(8, 3, network=True, temporal=3).state_dict()
+    assert not all(torch.equal(states[0][k], other[k]) for k in other)

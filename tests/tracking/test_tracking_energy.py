@@ -39,11 +39,21 @@ def test_frame_round_trip():
     assert torch.allclose(boxes, batch.target, atol=1e-3)
 
 
-def test_energy_gradients_match_finite_differences():
+def _motion(name: str | None):
+    """A robust motion kernel whose scale sits among the windows' normalised differences."""
+    return None if name is None else le.robust.Cauchy(0.05, learnable=True)
+
+
+MOTION = pytest.mark.parametrize("motion", [None, "cauchy"])
+
+
+@MOTION
+def test_energy_gradients_match_finite_differences(motion):
     _, inputs, _ = _inputs(length=8, trackers=3)
     inputs.logit = 0.3 * torch.randn(inputs.mask.shape)
     inputs.mask[0, 2, 1] = False
-    energy = TrackFusionEnergy(3, kernel=le.robust.Cauchy(0.4, learnable=True))
+    energy = TrackFusionEnergy(3, kernel=le.robust.Cauchy(0.4, learnable=True),
+                               motion_kernel=_motion(motion))
     report = check_energy(energy, inputs, tol=1e-5)
     assert report.grad_norm < 1e-8
     assert report.param_error < 1e-5
@@ -52,17 +62,19 @@ def test_energy_gradients_match_finite_differences():
 
 def test_ablation_switches_freeze_parameter_groups():
     energy = TrackFusionEnergy(3, kernel=le.robust.Cauchy(0.4, learnable=True),
-                               learn_smoothness=False, learn_tracker_weights=True)
+                               learn_smoothness=False, learn_tracker_weights=True,
+                               motion_kernel=_motion("cauchy"))
     frozen = {n for n, p in energy.named_parameters() if not p.requires_grad}
-    assert frozen == {"log_alpha", "log_beta", "robust.log_scale"}
+    assert frozen == {"log_alpha", "log_beta", "robust.log_scale", "motion.log_scale"}
     energy = TrackFusionEnergy(3, learn_tracker_weights=False)
     assert not energy.log_tracker_weight.requires_grad
     assert energy.log_alpha.requires_grad
 
 
-def test_banded_irls_matches_levenberg_marquardt():
+@MOTION
+def test_banded_irls_matches_levenberg_marquardt(motion):
     _, inputs, _ = _inputs(length=16)
-    energy = TrackFusionEnergy(4)
+    energy = TrackFusionEnergy(4, motion_kernel=_motion(motion))
     irls = le.EnergyLayer(energy, BandedIRLS(max_steps=100, tol=1e-9))
     lm = le.EnergyLayer(energy, le.LevenbergMarquardt(max_steps=200, tol=1e-9, dtype="float64"))
     with torch.no_grad():
@@ -117,26 +129,44 @@ def test_bad_arguments_raise():
         TrackFusionEnergy(0)
 
 
-def test_banded_hessian_matches_autograd_and_adjoint_matches_dense():
+@MOTION
+def test_banded_hessian_matches_autograd_and_adjoint_matches_dense(motion):
     _, inputs, _ = _inputs(length=10, trackers=3)
-    energy = TrackFusionEnergy(3).double()
+    energy = TrackFusionEnergy(3, motion_kernel=_motion(motion)).double()
     inputs = TrackFusionInputs(inputs.obs.double(), inputs.mask, inputs.logit.double(),
                                inputs.scale.double(), inputs.reference.double())
     problem = Problem(energy, inputs, (10, 4))
     x = inputs.reference.reshape(3, -1) + 0.05 * torch.randn(3, 40, dtype=torch.float64)
     dense = problem.hessian(x)
+    assert torch.allclose(_dense(energy.hessian_bands(x, inputs)), dense, atol=1e-10)
+    # A robust motion term can make H indefinite; damp enough that H + λI is positive definite,
+    # so that the adjoint's first Cholesky attempt is the one compared.
+    damping = max(0.1, 0.1 - float(torch.linalg.eigvalsh(dense).min()))
     rhs = torch.randn(3, 40, dtype=torch.float64)
-    expected = torch.linalg.solve(dense + 0.1 * torch.eye(40, dtype=torch.float64), rhs)
-    got, stats = BandedImplicitAdjoint(0.1).damped_solve(problem, x, rhs)
+    expected = torch.linalg.solve(dense + damping * torch.eye(40, dtype=torch.float64), rhs)
+    got, stats = BandedImplicitAdjoint(damping).damped_solve(problem, x, rhs)
     assert torch.allclose(got, expected, atol=1e-8)
     assert int(stats["failed"]) == 0
-    banded, _ = BandedImplicitAdjoint(0.1, dense_below=2).damped_solve(problem, x, rhs)
+    banded, _ = BandedImplicitAdjoint(damping, dense_below=2).damped_solve(problem, x, rhs)
     assert torch.allclose(banded, expected, atol=1e-8)
 
 
-def test_banded_adjoint_gradient_matches_finite_differences():
+def _dense(bands: torch.Tensor) -> torch.Tensor:
+    """Bands (B, 4, 3, T) → the full (B, 4T, 4T) Hessian in the flat (t, coordinate) order."""
+    b, _, _, t = bands.shape
+    out = torch.zeros(b, t, 4, t, 4, dtype=bands.dtype)
+    for c in range(4):
+        for j in range(3):
+            for i in range(t - j):
+                out[:, i, c, i + j, c] = bands[:, c, j, i]
+                out[:, i + j, c, i, c] = bands[:, c, j, i]
+    return out.reshape(b, 4 * t, 4 * t)
+
+
+@MOTION
+def test_banded_adjoint_gradient_matches_finite_differences(motion):
     _, inputs, _ = _inputs(length=8, trackers=3)
-    energy = TrackFusionEnergy(3)
+    energy = TrackFusionEnergy(3, motion_kernel=_motion(motion))
     report = check_energy(energy, inputs, solver=BandedIRLS(max_steps=500, tol=1e-11))
     assert report.param_error < 1e-5
     layer = le.EnergyLayer(energy.double(), BandedIRLS(max_steps=500, tol=1e-11),
