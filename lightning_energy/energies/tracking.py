@@ -13,8 +13,8 @@ with wₜₖ = mₜₖ exp(b_k + ℓₜₖ) (mask m, per-tracker base log-weight
 the tracker-feature network), α, β per coordinate group (centre, size), a robust kernel ρ_δ with
 learnable δ, and a tiny prior ε towards the consensus r (keeps frames with no tracker well posed).
 With a ``motion_kernel`` ψ_γ the two smoothness terms become robust too, per coordinate:
-½ Σₜ α ⊙ ψ_γ(‖a_t (x_t − x_{t−1})‖²) and likewise for β, so that fast motion (camera shake, jumps)
-costs little more than slow motion instead of being smoothed away.
+½ Σₜ α ⊙ ψ_γ(‖a_t (x_t − x_{t−1})‖²) and likewise for β: with a Cauchy ψ_γ the cost of fast motion
+(camera shake, jumps) grows logarithmically instead of quadratically, so it is not smoothed away.
 
 The four coordinates decouple and each one's Hessian (and IRLS matrix) is pentadiagonal in t
 (block-tridiagonal with the first-order term only); :meth:`TrackFusionEnergy.normal_bands` and

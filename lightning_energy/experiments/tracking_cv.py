@@ -454,6 +454,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.ensemble < 1:
         parser.error(f"--ensemble must be >= 1, got {args.ensemble}")
+    if any(not scale > 0 for scale in args.motion_scales):
+        parser.error(f"--motion-scales must be > 0, got {args.motion_scales}")
     return args
 
 

@@ -199,6 +199,9 @@ def test_cv_harness_ensemble_row_and_bad_size(capsys: pytest.CaptureFixture[str]
     with pytest.raises(SystemExit):
         main(["--ensemble", "0"])
     assert "--ensemble must be >= 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--motion-scales", "0.05", "0"])
+    assert "--motion-scales must be > 0" in capsys.readouterr().err
 
 
 def test_seeded_task_draws_the_same_network_whatever_the_global_state():
