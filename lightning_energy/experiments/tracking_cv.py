@@ -62,6 +62,7 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "ablation: alternating updates (every 10 steps)": {"alternate_every": 10},
     "ablation: unweighted feature reference": {"weighted_reference": False},
     "ablation: no temporal convolution": {"temporal": 0},
+    "ablation: no tracker-identity embedding": {"embedding": 0},
 }
 """Ablations of the learned groups and of joint updates (``--variants`` accepts these too)."""
 
@@ -79,13 +80,14 @@ def make_task(num_trackers: int, weights: list[float] | None = None, delta: floa
               weighted_start: bool = True, weighted_reference: bool = False,
               temporal: int = 0, width: int = 9,
               dilations: tuple[int, ...] = (1, 4),
-              motion: float | None = None) -> TrackerFusionTask:
+              motion: float | None = None, embedding: int = 4) -> TrackerFusionTask:
     """A fusion task with the given hand-set energy (α = multiplier × (1, 10)).
 
     ``motion`` is the initial scale γ of a learnable Cauchy motion kernel (robust smoothness),
     None for quadratic smoothness.
 
-    ``network``, ``weighted_reference``, ``temporal``, ``width`` and ``dilations`` configure the
+    ``network``, ``weighted_reference``, ``temporal``, ``width``, ``dilations`` and
+    ``embedding`` (the tracker-identity embedding's width, 0 for none) configure the
     :class:`~lightning_energy.networks.tracker.TrackerFeatureNet` (none without ``network``).
     """
     energy = TrackFusionEnergy(num_trackers, alpha=(alpha, 10 * alpha), beta=(1.0, 1.0),
@@ -97,7 +99,7 @@ def make_task(num_trackers: int, weights: list[float] | None = None, delta: floa
                                    motion, learnable=True))
     layer = EnergyLayer(energy, BandedIRLS(max_steps=30, tol=1e-5),
                         adjoint() if adjoint is not None else BandedImplicitAdjoint(1e-2))
-    backbone = (TrackerFeatureNet(num_trackers, weighted_reference=weighted_reference,
+    backbone = (TrackerFeatureNet(num_trackers, embedding, weighted_reference=weighted_reference,
                                   temporal=temporal, width=width, dilations=dilations)
                 if network else None)
     return TrackerFusionTask(layer, backbone, energy_lr=2e-2, backbone_lr=3e-3,

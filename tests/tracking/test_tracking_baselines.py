@@ -215,3 +215,13 @@ def test_seeded_task_draws_the_same_network_whatever_the_global_state():
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
     other = seeded_task(8, 3, network=True, temporal=3).state_dict()
     assert not all(torch.equal(states[0][k], other[k]) for k in other)
+
+
+def test_identity_embedding_ablation_builds_a_network_without_it():
+    from lightning_energy.experiments.tracking_cv import ABLATIONS, make_task
+
+    options = ABLATIONS["ablation: no tracker-identity embedding"]
+    net = make_task(3, network=True, **options).backbone
+    assert net is not None
+    assert net.embedding is None
+    assert make_task(3, network=True).backbone.embedding.embedding_dim == 4
