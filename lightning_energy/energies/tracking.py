@@ -294,25 +294,26 @@ class TrackFusionEnergy(LeastSquaresEnergy):
         return self.motion(s) / s
 
     def _smoothness_curvature(self, x: Tensor, inputs: TrackFusionInputs,
-                              exact: bool) -> tuple[Tensor, Tensor]:
+                              second_order_only: bool = False) -> tuple[Tensor, Tensor]:
         """Per-pair (B, T−1, 4) and per-triple (B, T−2, 4) curvature of the smoothness terms.
 
-        α a² ψ'(s) for the IRLS system; with ``exact``, α a² (ψ'(s) + 2s ψ''(s)), the second
-        derivative of ½ α ψ(a² d²) in the difference d (likewise β for second differences).
+        α a² ψ'(s) for the IRLS system (likewise β for second differences). The exact second
+        derivative of ½ α ψ(a² d²) in the difference d is α a² (ψ'(s) + 2s ψ''(s));
+        ``second_order_only`` returns its α a² 2s ψ''(s) part, which the exact Hessian adds to
+        the IRLS bands (zero for quadratic smoothness).
         """
         a2 = inputs.scale**2
         c1 = _group(self.log_alpha.exp()) * a2[:, 1:]
         c2 = _group(self.log_beta.exp()) * a2[:, 1:-1]
         if self.motion is None:
-            return c1, c2
-        first, second = self._differences(x, inputs.scale)
+            return (c1 * 0, c2 * 0) if second_order_only else (c1, c2)
         factors = []
-        for diff in (first, second):
+        for diff in self._differences(x, inputs.scale):
             s = diff**2
-            weight = self.motion.weight(s)
-            if exact:
-                weight = weight + 2 * s * jvp(self.motion.weight, (s,), (torch.ones_like(s),))[1]
-            factors.append(weight)
+            if second_order_only:
+                factors.append(2 * s * jvp(self.motion.weight, (s,), (torch.ones_like(s),))[1])
+            else:
+                factors.append(self.motion.weight(s))
         return c1 * factors[0], c2 * factors[1]
 
     @staticmethod
@@ -350,7 +351,7 @@ class TrackFusionEnergy(LeastSquaresEnergy):
         prior = self.prior * a2
         diag = w.sum(2) + prior
         rhs = (w * inputs.obs).sum(2) + prior * inputs.reference
-        d0, d1, d2 = self._smoothness_bands(*self._smoothness_curvature(x, inputs, exact=False))
+        d0, d1, d2 = self._smoothness_bands(*self._smoothness_curvature(x, inputs))
         d0 = d0 + diag
         bands = torch.stack([d0, d1, d2], 1).permute(0, 3, 1, 2)  # (B, 4, 3, T)
         return bands, rhs.permute(0, 2, 1)
@@ -374,9 +375,8 @@ class TrackFusionEnergy(LeastSquaresEnergy):
         if self.motion is None:
             return bands
         # The IRLS bands hold α a² ψ'; the exact curvature adds the 2sψ'' part of each term.
-        irls = self._smoothness_curvature(x, inputs, exact=False)
-        exact = self._smoothness_curvature(x, inputs, exact=True)
-        extra = self._smoothness_bands(exact[0] - irls[0], exact[1] - irls[1])
+        extra = self._smoothness_bands(*self._smoothness_curvature(x, inputs,
+                                                                   second_order_only=True))
         return bands + torch.stack(extra, 1).permute(0, 3, 1, 2)
 
 def default_tracker_weights(aucs: list[float], temperature: float = 0.05) -> list[float]:

@@ -27,3 +27,19 @@ def test_real_data_recipes_name_a_missing_root(name: str, tmp_path):
     with pytest.raises(FileNotFoundError, match="No OTB-format tracking data"):
         main(["fit", "--config", recipe, "--config", DEBUG, "--data.init_args.root",
               str(tmp_path / "absent"), "--trainer.default_root_dir", str(tmp_path)])
+
+
+def test_recipe_sets_a_robust_motion_kernel(tmp_path):
+    import torch
+
+    recipe = str(RECIPES / "tracking" / "synthetic.yaml")
+    overlay = tmp_path / "motion.yaml"
+    overlay.write_text(
+        "model:\n  init_args:\n    layer:\n      init_args:\n        energy:\n"
+        "          init_args:\n            motion_kernel:\n"
+        "              class_path: lightning_energy.energies.robust.Cauchy\n"
+        "              init_args: {scale: 0.1, learnable: true}\n")
+    main(["fit", "--config", recipe, "--config", DEBUG, "--config", str(overlay),
+          "--trainer.default_root_dir", str(tmp_path), *OVERRIDES])
+    state = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+    assert "layer.energy.motion.log_scale" in state
