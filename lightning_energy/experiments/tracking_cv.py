@@ -36,6 +36,7 @@ from torch.utils.data import DataLoader, WeightedRandomSampler
 from lightning_energy.adjoints.base import Adjoint
 from lightning_energy.adjoints.unrolled import UnrolledAdjoint
 from lightning_energy.baselines import tracking as bl
+from lightning_energy.baselines.tracking_selector import train_selector
 from lightning_energy.data.otb import TrackingSequences
 from lightning_energy.data.splits import kfold_sequences, train_val_split
 from lightning_energy.data.tracking_batch import collate_tracking
@@ -69,6 +70,9 @@ ABLATIONS: dict[str, dict[str, Any]] = {
 SELECTED = "learned, variant chosen on validation (per fold)"
 """Row of the variant with the best validation AUC (needs ``--val-fraction`` and 2+ variants)."""
 
+SELECTOR = "supervised per-frame selector (network's features, trained on train)"
+"""Row of :func:`~lightning_energy.baselines.tracking_selector.train_selector` (``--selector``)."""
+
 GRID = {"temperature": (0.03, 0.1, None), "delta": (0.15, 0.4), "alpha": (1.0,)}
 """Grid of the hand-set energy: weight temperature (None: uniform), kernel δ, α multiplier."""
 
@@ -80,13 +84,14 @@ def make_task(num_trackers: int, weights: list[float] | None = None, delta: floa
               weighted_start: bool = True, weighted_reference: bool = False,
               temporal: int = 0, width: int = 9,
               dilations: tuple[int, ...] = (1, 4),
-              motion: float | None = None, embedding: int = 4) -> TrackerFusionTask:
+              motion: float | None = None, embedding: int = 4,
+              context: bool = False) -> TrackerFusionTask:
     """A fusion task with the given hand-set energy (α = multiplier × (1, 10)).
 
     ``motion`` is the initial scale γ of a learnable Cauchy motion kernel (robust smoothness),
     None for quadratic smoothness.
 
-    ``network``, ``weighted_reference``, ``temporal``, ``width``, ``dilations`` and
+    ``network``, ``weighted_reference``, ``temporal``, ``width``, ``dilations``, ``context`` and
     ``embedding`` (the tracker-identity embedding's width, 0 for none) configure the
     :class:`~lightning_energy.networks.tracker.TrackerFeatureNet` (none without ``network``).
     """
@@ -100,7 +105,8 @@ def make_task(num_trackers: int, weights: list[float] | None = None, delta: floa
     layer = EnergyLayer(energy, BandedIRLS(max_steps=30, tol=1e-5),
                         adjoint() if adjoint is not None else BandedImplicitAdjoint(1e-2))
     backbone = (TrackerFeatureNet(num_trackers, embedding, weighted_reference=weighted_reference,
-                                  temporal=temporal, width=width, dilations=dilations)
+                                  temporal=temporal, width=width, dilations=dilations,
+                                  context=context)
                 if network else None)
     return TrackerFusionTask(layer, backbone, energy_lr=2e-2, backbone_lr=3e-3,
                              alternate_every=alternate_every)
@@ -292,7 +298,9 @@ def run_fold(data: TrackingSequences, fold: int, args: argparse.Namespace) -> di
     rows["energy, grid search on train"]["seconds"] = time.perf_counter() - start
     print(f"fold {fold}: grid winner δ={point['delta']}, α×{point['alpha']}, γ={point['motion']}, "
           f"AUC weights={point['weights'] is not None}, train AUC {train_auc:.3f}", flush=True)
-    fit, val = train, None
+    if args.selector:
+        rows[SELECTOR] = selector_row(train, test, point, args, fold)
+    fit, val, outer_point = train, None, point
     if args.val_fraction > 0:
         fit_names, val_names = train_val_split(train_names, args.val_fraction, args.seed + fold,
                                                data.groups)
@@ -303,38 +311,84 @@ def run_fold(data: TrackingSequences, fold: int, args: argparse.Namespace) -> di
                                      args.motion_scales)
         print(f"fold {fold}: inner grid winner δ={point['delta']}, γ={point['motion']}, "
               f"AUC weights={point['weights'] is not None}, fit AUC {fit_auc:.3f}", flush=True)
-    network = {"network": True, "weighted_reference": args.weighted_reference,
-               "temporal": args.temporal, "width": args.feature_width,
-               "dilations": tuple(args.dilations)}
     for name in args.variants:
-        options = {**network, **VARIANTS.get(name, ABLATIONS.get(name, {}))}
-        members, seconds = [], 0.0
-        for member in range(args.ensemble):
-            # Member 0 trains exactly as a run without --ensemble; the others change the seed.
-            seed = args.seed + fold + 1000 * member
-            task = seeded_task(seed, k, **point, **options)
-            selection = BestOnValidation(val, args.eval_every) if val is not None else None
-            seconds += train_task(task, fit, args.steps, args.window, args.batch_size, seed,
-                                  selection, args.balanced)
-            members.append(task)
-            if member == 0:
-                rows[name] = {**bl.score_sequences(task_fuser(task), test), "seconds": seconds}
-                note = ""
-                if selection is not None:
-                    rows[name].update(val_auc=selection.best_auc, best_step=selection.best_step)
-                    note = (f", val AUC {selection.best_auc:.3f} at step {selection.best_step} "
-                            f"(step 0: {selection.history[0][1]:.3f})")
-                print(f"fold {fold}: {name}: AUC {rows[name]['success_auc']:.3f} "
-                      f"({seconds:.0f} s{note})", flush=True)
-        if args.ensemble > 1:
-            row = f"{name}, ensemble of {args.ensemble}"
-            rows[row] = {**bl.score_sequences(ensemble_fuser(members), test), "seconds": seconds}
-            print(f"fold {fold}: {row}: AUC {rows[row]['success_auc']:.3f} ({seconds:.0f} s)",
+        rows.update(variant_rows(name, fold, k, point, fit, val, test, args))
+        if args.refit and val is not None:
+            row, steps = f"{name}, refit on train + validation", int(rows[name]["best_step"])
+            rows[row] = refit(steps, train, test, args.seed + fold, args, k, **outer_point,
+                              **variant_options(name, args))
+            print(f"fold {fold}: {row}: AUC {rows[row]['success_auc']:.3f} ({steps} steps)",
                   flush=True)
     chosen = add_selected_row(rows, args.variants)
     if chosen is not None:
         print(f"fold {fold}: selected on validation: {chosen}", flush=True)
     return rows
+
+
+def selector_row(train: TrackingSequences, test: TrackingSequences, point: dict[str, Any],
+                 args: argparse.Namespace, fold: int) -> dict[str, float]:
+    """Scores of the :data:`SELECTOR` baseline, its features weighted as the network's."""
+    start = time.perf_counter()
+    trust = (torch.tensor(point["weights"], dtype=torch.float64)
+             if args.weighted_reference and point["weights"] is not None else None)
+    row = {**bl.score_sequences(train_selector(train, trust, seed=args.seed + fold), test),
+           "seconds": time.perf_counter() - start}
+    print(f"fold {fold}: {SELECTOR}: AUC {row['success_auc']:.3f}", flush=True)
+    return row
+
+
+def variant_options(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    """:func:`make_task` options of a learned variant or ablation under the network flags."""
+    network = {"network": True, "weighted_reference": args.weighted_reference,
+               "temporal": args.temporal, "width": args.feature_width,
+               "dilations": tuple(args.dilations), "context": args.context}
+    return {**network, **VARIANTS.get(name, ABLATIONS.get(name, {}))}
+
+
+def variant_rows(name: str, fold: int, k: int, point: dict[str, Any], fit: TrackingSequences,
+                 val: TrackingSequences | None, test: TrackingSequences,
+                 args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    """Train one learned variant from ``point`` (``--ensemble`` models); its test-fold rows."""
+    options, rows = variant_options(name, args), {}
+    members, seconds = [], 0.0
+    for member in range(args.ensemble):
+        # Member 0 trains exactly as a run without --ensemble; the others change the seed.
+        seed = args.seed + fold + 1000 * member
+        task = seeded_task(seed, k, **point, **options)
+        selection = BestOnValidation(val, args.eval_every) if val is not None else None
+        seconds += train_task(task, fit, args.steps, args.window, args.batch_size, seed,
+                              selection, args.balanced)
+        members.append(task)
+        if member == 0:
+            rows[name] = {**bl.score_sequences(task_fuser(task), test), "seconds": seconds}
+            note = ""
+            if selection is not None:
+                rows[name].update(val_auc=selection.best_auc, best_step=selection.best_step)
+                note = (f", val AUC {selection.best_auc:.3f} at step {selection.best_step} "
+                        f"(step 0: {selection.history[0][1]:.3f})")
+            print(f"fold {fold}: {name}: AUC {rows[name]['success_auc']:.3f} "
+                  f"({seconds:.0f} s{note})", flush=True)
+    if args.ensemble > 1:
+        row = f"{name}, ensemble of {args.ensemble}"
+        rows[row] = {**bl.score_sequences(ensemble_fuser(members), test),
+                     "seconds": seconds}
+        print(f"fold {fold}: {row}: AUC {rows[row]['success_auc']:.3f} ({seconds:.0f} s)",
+              flush=True)
+    return rows
+
+
+def refit(steps: int, train: TrackingSequences, test: TrackingSequences, seed: int,
+          args: argparse.Namespace, *task_args: Any, **task_kwargs: Any) -> dict[str, float]:
+    """Train afresh on every training sequence for the validation-chosen ``steps``; test scores.
+
+    The usual last step of model selection on a held-out split: the validation sequences
+    chose the number of steps, and now add 20 % more training data. ``task_kwargs`` should hold
+    the grid winner on the whole training fold (not the inner one).
+    """
+    task = seeded_task(seed, *task_args, **task_kwargs)
+    seconds = (train_task(task, train, steps, args.window, args.batch_size, seed,
+                          balanced=args.balanced) if steps > 0 else 0.0)
+    return {**bl.score_sequences(task_fuser(task), test), "seconds": seconds}
 
 
 def add_selected_row(rows: dict[str, dict], variants: Sequence[str]) -> str | None:
@@ -430,6 +484,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                              "far-agreement average uses 4 × width + 1)")
     parser.add_argument("--dilations", type=int, nargs="+", default=[1, 4],
                         help="dilations of the network's temporal convolutions")
+    parser.add_argument("--selector", action="store_true",
+                        help="add the supervised per-frame selector baseline (trust: the grid "
+                        "winner's weights with --weighted-reference)")
+    parser.add_argument("--refit", action="store_true",
+                        help="with --val-fraction: also retrain each learned variant on the "
+                        "whole training fold for the validation-chosen number of steps")
+    parser.add_argument("--context", action="store_true",
+                        help="pool the network's features over time and over trackers")
     parser.add_argument("--val-fraction", type=float, default=0.0,
                         help="share of training sequences held out for checkpoint selection")
     parser.add_argument("--eval-every", type=int, default=50,
@@ -458,6 +520,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error(f"--ensemble must be >= 1, got {args.ensemble}")
     if any(not scale > 0 for scale in args.motion_scales):
         parser.error(f"--motion-scales must be > 0, got {args.motion_scales}")
+    if args.refit and not args.val_fraction > 0:
+        parser.error(f"--refit needs --val-fraction > 0 (it reuses the steps chosen on the "
+                     f"validation split), got --val-fraction {args.val_fraction}")
     return args
 
 

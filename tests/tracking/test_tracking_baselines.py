@@ -225,3 +225,46 @@ def test_identity_embedding_ablation_builds_a_network_without_it():
     assert net is not None
     assert net.embedding is None
     assert make_task(3, network=True).backbone.embedding.embedding_dim == 4
+
+
+def test_cv_harness_selector_row_and_context_network(capsys: pytest.CaptureFixture[str]):
+    from lightning_energy.experiments.tracking_cv import SELECTOR, main, make_task
+    from lightning_energy.networks.tracker import ContextPool
+
+    table = main(["--folds", "2", "--only-folds", "0", "--steps", "2", "--window", "8",
+                  "--batch-size", "4", "--synthetic-sequences", "4", "--synthetic-length", "30",
+                  "--synthetic-trackers", "3", "--selector", "--weighted-reference", "--context",
+                  "--variants", "learned (implicit, λ=1e-2)"])
+    assert SELECTOR in table
+    assert "learned (implicit" in table
+    assert isinstance(make_task(3, network=True, context=True).backbone.context, ContextPool)
+    assert make_task(3, network=True).backbone.context is None
+
+
+def test_refit_trains_on_the_whole_training_fold_for_the_chosen_steps(
+        capsys: pytest.CaptureFixture[str]):
+    from lightning_energy.experiments.tracking_cv import (
+        main,
+        make_task,
+        parse_args,
+        refit,
+        task_fuser,
+    )
+
+    data = simulate_tracking(num_sequences=4, length=30, num_trackers=3, seed=0)
+    train, test = data.subset(data.names[:3]), data.subset(data.names[3:])
+    args = parse_args(["--window", "8", "--batch-size", "4", "--balanced"])
+    point = {"delta": 0.15, "weights": [1.0, 0.5, 0.2]}
+    untrained = bl.score_sequences(task_fuser(make_task(3, **point)), test)
+    assert refit(0, train, test, 0, args, 3, **point)["success_auc"] == untrained["success_auc"]
+    trained = refit(3, train, test, 0, args, 3, network=True, **point)
+    assert trained["seconds"] > 0
+    assert trained["mean_iou"] != untrained["mean_iou"]  # AUC steps in 1/21: too coarse here
+    table = main(["--folds", "2", "--only-folds", "0", "--steps", "2", "--eval-every", "1",
+                  "--val-fraction", "0.3", "--refit", "--window", "8", "--batch-size", "4",
+                  "--synthetic-sequences", "6", "--synthetic-length", "30",
+                  "--synthetic-trackers", "3", "--variants", "learned (implicit, λ=1e-2)"])
+    assert "learned (implicit, λ=1e-2), refit on train + validation" in table
+    with pytest.raises(SystemExit):
+        parse_args(["--refit"])
+    assert "--refit needs --val-fraction > 0" in capsys.readouterr().err

@@ -9,6 +9,7 @@ from lightning_energy.energies.tracking_solvers import BandedImplicitAdjoint, Ba
 from lightning_energy.errors import ShapeError
 from lightning_energy.networks.tracker import (
     NUM_FEATURES,
+    ContextPool,
     TemporalMixer,
     TrackerFeatureNet,
     tracker_features,
@@ -132,6 +133,31 @@ def test_temporal_mixer_has_the_stated_receptive_field():
     assert [conv.dilation[0] for conv in net.temporal.convs] == [1, 4, 16]
     with pytest.raises(ValueError, match="dilations"):
         TrackerFeatureNet(3, temporal=3, dilations=(0,))
+
+
+def test_context_pool_adds_masked_means_over_time_and_trackers():
+    pool = ContextPool(1).double()
+    with torch.no_grad():  # out = h + silu(1·mean over T + 10·mean over K)
+        pool.mix.weight.copy_(torch.tensor([[1.0, 10.0]]))
+        pool.mix.bias.zero_()
+    h = torch.tensor([[1.0, 2.0], [3.0, 50.0], [5.0, 6.0]], dtype=torch.float64)  # (T=3, K=2)
+    mask = torch.tensor([[True, True], [True, False], [True, True]])
+    out = pool(h[None, ..., None], mask[None])[0, ..., 0]
+    # By hand: over T, tracker 0 (1+3+5)/3 = 3 and tracker 1 (2+6)/2 = 4 (its 50 is invalid);
+    # over K, frames 1.5, 3 (tracker 0 alone), 5.5.
+    pooled = torch.tensor([[3 + 15.0, 4 + 15.0], [3 + 30.0, 4 + 30.0], [3 + 55.0, 4 + 55.0]],
+                          dtype=torch.float64)
+    assert torch.allclose(out, h + torch.nn.functional.silu(pooled))
+    bumped = h.clone()
+    bumped[1, 1] = -1e3  # the invalid entry: only its own output may change
+    changed = (pool(bumped[None, ..., None], mask[None])[0, ..., 0] - out).abs() > 0
+    assert changed.tolist() == [[False, False], [False, True], [False, False]]
+    net = TrackerFeatureNet(3, temporal=3, context=True)
+    assert isinstance(net.context, ContextPool)
+    boxes = torch.rand(2, 10, 3, 4) * 10 + 20
+    inputs, _ = fusion_inputs(boxes, torch.ones(2, 10, 3, dtype=torch.bool),
+                              torch.ones(2, 10, dtype=torch.bool))
+    assert torch.equal(net(inputs), torch.zeros(2, 10, 3))  # zero last layer: starts neutral
 
 
 def test_temporal_network_trains_through_the_argmin():
