@@ -78,9 +78,10 @@ def train_selector(train: TrackingSequences, trust: Tensor | None = None, steps:
     if not len(x):
         raise ValueError("`train` has no frame with both a tracker box and valid ground truth.")
     generator = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    net = nn.Sequential(nn.Linear(NUM_FEATURES + train.num_trackers, hidden), nn.SiLU(),
-                        nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, 1))
+    with torch.random.fork_rng():  # seeded initial weights, the caller's random state untouched
+        torch.manual_seed(seed)
+        net = nn.Sequential(nn.Linear(NUM_FEATURES + train.num_trackers, hidden), nn.SiLU(),
+                            nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, 1))
     optimizer = torch.optim.Adam(net.parameters(), lr)
     for _ in range(steps):
         pick = torch.randint(0, len(x), (batch_size,), generator=generator)

@@ -72,3 +72,14 @@ def test_selector_inputs_shapes_and_bad_arguments():
         selector_inputs(item, torch.ones(2))
     with pytest.raises(ValueError, match="odd smooth"):
         train_selector(_sequences(1, seed=3), smooth=4)
+
+
+def test_selector_is_seeded_and_leaves_the_global_random_state_alone():
+    train, item = _sequences(2, seed=4), _sequences(1, seed=5)["s5_0"]
+    torch.manual_seed(1)
+    expected_next = torch.rand(3)
+    torch.manual_seed(1)
+    first = train_selector(train, steps=5, batch_size=64, seed=3)(item)
+    assert torch.equal(torch.rand(3), expected_next)
+    torch.manual_seed(2)  # another global state: the same selector
+    assert torch.equal(train_selector(train, steps=5, batch_size=64, seed=3)(item), first)
