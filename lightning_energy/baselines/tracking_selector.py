@@ -92,6 +92,10 @@ def train_selector(train: TrackingSequences, trust: Tensor | None = None, steps:
     net.eval()
 
     def fuse(item: TrackerResults) -> Tensor:
+        if item.boxes.shape[1] != train.num_trackers:
+            raise ShapeError(f"The selector was trained on {train.num_trackers} trackers; "
+                             f"sequence {item.sequence!r} has boxes of shape "
+                             f"{item.boxes.shape} (T, K, 4).")
         feats, _, valid, _ = selector_inputs(item, trust)
         with torch.no_grad():
             score = torch.sigmoid(net(feats).squeeze(-1))

@@ -14,7 +14,12 @@ With ``--val-fraction`` > 0 each fold's training sequences are split again (whol
 learned variants start from a grid search on the rest, train on the rest, and keep the
 checkpoint (step 0, i.e. that grid winner, and every ``--eval-every`` steps) with the best
 validation success AUC; one more row picks, per fold, the variant with the best validation AUC.
-The test fold plays no part in any of it.
+The test fold plays no part in any of it. ``--refit`` then also trains each learned variant
+afresh on all training sequences for the validation-chosen number of steps.
+
+``--selector`` adds a baseline that uses the learned fusion's inputs without the energy: a
+supervised per-frame tracker selector on the feature network's features
+(:func:`~lightning_energy.baselines.tracking_selector.train_selector`).
 """
 
 from __future__ import annotations

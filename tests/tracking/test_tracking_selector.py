@@ -72,6 +72,9 @@ def test_selector_inputs_shapes_and_bad_arguments():
         selector_inputs(item, torch.ones(2))
     with pytest.raises(ValueError, match="odd smooth"):
         train_selector(_sequences(1, seed=3), smooth=4)
+    fuser = train_selector(_sequences(1, seed=3), steps=1, batch_size=8)
+    with pytest.raises(ShapeError, match="trained on 3 trackers"):
+        fuser(TrackerResults("two", item.boxes[:, :2], item.gt))
 
 
 def test_selector_is_seeded_and_leaves_the_global_random_state_alone():
