@@ -18,6 +18,7 @@ from lightning_energy.data.otb import TrackerResults, TrackingSequences
 from lightning_energy.data.tracking_batch import TrackingBatch, TrackingSample, collate_tracking
 from lightning_energy.energies.tracking import consensus_boxes
 from lightning_energy.errors import ShapeError
+from lightning_energy.metrics._boxes import _box_iou
 from lightning_energy.metrics.functional import mean_iou, precision_at_pixels, success_auc
 
 Fuser = Callable[[TrackerResults], Tensor]
@@ -100,15 +101,6 @@ def robust_consensus(trackers: Sequence[int] | None = None) -> Fuser:
         return consensus_boxes(boxes, valid)[0]
 
     return fuse
-
-
-def _box_iou(a: Tensor, b: Tensor) -> Tensor:
-    """IoU (...) of ``(x, y, w, h)`` boxes ``a`` (..., 4) and ``b`` (..., 4), broadcast; NaN → 0."""
-    inter_wh = (torch.minimum(a[..., :2] + a[..., 2:], b[..., :2] + b[..., 2:])
-                - torch.maximum(a[..., :2], b[..., :2])).clamp_min(0)
-    inter = inter_wh.prod(-1)
-    union = a[..., 2:].prod(-1) + b[..., 2:].prod(-1) - inter
-    return torch.nan_to_num(torch.where(union > 0, inter / union.clamp_min(1e-12), 0.0))
 
 
 def oracle(item: TrackerResults) -> Tensor:
