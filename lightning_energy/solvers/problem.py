@@ -75,6 +75,16 @@ class Problem:
         """Whether derivatives at ``x`` must stay differentiable (autograd would record them)."""
         return torch.is_grad_enabled() and (x.requires_grad or not self.detached)
 
+    def _vectorised(self, x: Tensor) -> bool:
+        """Whether dense derivatives at ``x`` take one forward-mode pass (:func:`_forward_columns`).
+
+        Always when autograd records. Otherwise on CPU the loop of n reverse passes is faster
+        (docs/benchmarks.md), while on a GPU that loop is n rounds of small kernel launches: on an
+        H200, one vectorised pass made the implicit adjoint's solves 4–7× faster, at 1.6–8× the
+        memory (B = 1024, n = 30, float64).
+        """
+        return self._records(x) or x.device.type != "cpu"
+
     def _unflatten(self, x: Tensor) -> Tensor:
         return x.reshape(x.shape[0], *self.shape)
 
@@ -136,10 +146,10 @@ class Problem:
         broadcast over the batch (the B problems are independent), so the cost is n products for
         the whole batch, never B·n. When autograd records (gradients enabled and ``x`` or the live
         parameters/inputs need them) it is differentiable and uses forward over reverse instead
-        (:meth:`_forward_hessian`).
+        (:meth:`_forward_hessian`), as it does on a GPU (:meth:`_vectorised`).
         """
-        if self._records(x):
-            return self._forward_hessian(x)
+        if self._vectorised(x):
+            return _detached_unless(self._records(x), self._forward_hessian(x))
         with torch.enable_grad():
             z = x.detach().requires_grad_(True)
             values = self.value(z)
@@ -177,13 +187,14 @@ class Problem:
         the residuals' backward graph with a one-hot tangent broadcast over the batch), otherwise
         m vector-Jacobian products. When autograd records (gradients enabled and ``x`` or the live
         parameters/inputs need them) it is differentiable and always takes n forward-mode
-        products in one vectorised pass (:meth:`_forward_jacobian`). An energy that implements
+        products in one vectorised pass (:meth:`_forward_jacobian`), as it does on a GPU
+        (:meth:`_vectorised`). An energy that implements
         :meth:`~LeastSquaresEnergy.residuals_and_jacobian` is asked for it instead.
         """
         if self.has_jacobian:
             return self._closed_form_jacobian(x)
-        if self._records(x):
-            return self._forward_jacobian(x)
+        if self._vectorised(x):
+            return _detached_unless(self._records(x), self._forward_jacobian(x))
         with torch.enable_grad():
             z = x.detach().requires_grad_(True)
             r = self.residuals(z)
@@ -242,6 +253,11 @@ class Problem:
         return value, grad, hess
 
 
+def _detached_unless(records: bool, tensors: tuple[Tensor, ...]) -> Any:
+    """``tensors`` as they are when autograd records, else detached (like the reverse loop's)."""
+    return tensors if records else tuple(t.detach() for t in tensors)
+
+
 def _forward_columns(fn: Callable[[Tensor], Tensor], x: Tensor) -> tuple[Tensor, Tensor]:
     """``fn(x)`` (B, m) and its per-sample Jacobian (B, m, n) by forward mode, differentiably.
 
@@ -250,8 +266,8 @@ def _forward_columns(fn: Callable[[Tensor], Tensor], x: Tensor) -> tuple[Tensor,
     differentiation): recording the reverse-over-reverse loop instead builds n double-backward
     graphs per step, which made the unrolled pose solve 80× slower (4 frames, 30 LM steps:
     43.7 s against 0.55 s forward, identical gradients); when nothing is recorded that loop is
-    the faster one on CPU (docs/benchmarks.md). ``fn`` must support forward-mode AD and
-    ``vmap``, as every energy must for the implicit adjoint.
+    the faster one on CPU, this one on a GPU (docs/benchmarks.md). ``fn`` must support
+    forward-mode AD and ``vmap``, as every energy must for the implicit adjoint.
     """
     eye = torch.eye(x.shape[1], dtype=x.dtype, device=x.device)
 

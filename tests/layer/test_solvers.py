@@ -84,18 +84,25 @@ def test_newton_cg_handles_thousands_of_variables():
     assert float(residual.norm()) < 1e-6
 
 
-@pytest.mark.parametrize("recorded", [False, True], ids=["loop", "forward-mode"])
+@pytest.mark.parametrize(("recorded", "vectorised"), [(False, False), (True, True), (False, True)],
+                         ids=["loop", "forward-mode", "forward-mode-unrecorded"])
 @pytest.mark.parametrize(("n", "m"), [(4, 9), (5, 3)])
-def test_problem_jacobian_and_hessian_match_autograd_functional(n, m, recorded):
+def test_problem_jacobian_and_hessian_match_autograd_functional(n, m, recorded, vectorised,
+                                                                 monkeypatch):
     from tests.helpers import LinearResiduals
 
     energy = LinearResiduals(n, m).double()
     energy.kernel = le.robust.Cauchy(0.7)
     c = torch.randn(3, m, dtype=torch.float64)
     x = torch.randn(3, n, dtype=torch.float64)
-    # Without recording the solvers' reverse-mode loops run; with live parameters under
-    # autograd, the forward-mode path, whose results stay attached to the parameters.
+    # Without recording the solvers' reverse-mode loops run on CPU; with live parameters under
+    # autograd, the forward-mode path, whose results stay attached to the parameters. On a GPU
+    # the forward-mode path runs unrecorded too ("forward-mode-unrecorded" forces it here).
     problem = Problem(energy, c, (n,), detach=not recorded)
+    assert problem._vectorised(x) is recorded
+    assert problem._vectorised(torch.empty(3, n, device="meta")) is True
+    if vectorised and not recorded:
+        monkeypatch.setattr(Problem, "_vectorised", lambda self, x: True)
     with torch.set_grad_enabled(recorded):
         _, jac = problem.jacobian(x)
         hess = problem.hessian(x)
