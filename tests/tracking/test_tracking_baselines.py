@@ -268,3 +268,43 @@ def test_refit_trains_on_the_whole_training_fold_for_the_chosen_steps(
     with pytest.raises(SystemExit):
         parse_args(["--refit"])
     assert "--refit needs --val-fraction > 0" in capsys.readouterr().err
+
+
+def test_learning_rate_variants_reach_the_optimizer():
+    from lightning_energy.experiments.tracking_cv import (
+        LEARNING_RATES,
+        make_task,
+        parse_args,
+        variant_options,
+    )
+
+    args = parse_args(["--variants", *LEARNING_RATES, "--temporal", "3"])
+    expected = {"network lr 1e-3": (2e-2, 1e-3), "network lr 1e-2": (2e-2, 1e-2),
+                "energy lr 5e-3": (5e-3, 3e-3)}
+    for name in args.variants:
+        groups = make_task(3, **variant_options(name, args)).configure_optimizers().param_groups
+        rates = {group["name"]: group["lr"] for group in groups}
+        assert (rates["energy"], rates["backbone"]) == expected[name.rsplit(", ", 1)[1]]
+
+
+def test_train_task_window_zero_trains_on_whole_sequences(monkeypatch: pytest.MonkeyPatch):
+    from lightning_energy.data.tracking_synthetic import simulate_tracking
+    from lightning_energy.experiments import tracking_cv
+
+    data = simulate_tracking(3, 25, 3, seed=0)
+    lengths = sorted(int(item.gt.shape[0]) for item in data)
+    seen: list[list[int]] = []
+    collate = tracking_cv.collate_tracking
+
+    def spy(items):
+        batch = collate(items)
+        seen.append(sorted(batch.frame_valid.sum(1).tolist()))
+        return batch
+
+    monkeypatch.setattr(tracking_cv, "collate_tracking", spy)
+    task = tracking_cv.make_task(3, network=True)
+    tracking_cv.train_task(task, data, steps=3, window=0, batch_size=3, seed=0)
+    assert len(seen) == 3
+    assert all(frames == lengths for frames in seen)
+    with pytest.raises(SystemExit):
+        tracking_cv.parse_args(["--window", "-1"])
