@@ -47,7 +47,7 @@ from lightning_energy.data.splits import kfold_sequences, train_val_split
 from lightning_energy.data.tracking_batch import collate_tracking
 from lightning_energy.data.tracking_datamodule import TrackingWindows
 from lightning_energy.data.tracking_synthetic import simulate_tracking
-from lightning_energy.energies.robust import Cauchy
+from lightning_energy.energies.robust import Cauchy, GemanMcClure, Huber, PseudoHuber, RobustKernel
 from lightning_energy.energies.tracking import TrackFusionEnergy, default_tracker_weights
 from lightning_energy.energies.tracking_solvers import BandedImplicitAdjoint, BandedIRLS
 from lightning_energy.layer import EnergyLayer
@@ -89,6 +89,10 @@ SELECTOR = "supervised per-frame selector (network's features, trained on train)
 GRID = {"temperature": (0.03, 0.1, None), "delta": (0.15, 0.4), "alpha": (1.0,)}
 """Grid of the hand-set energy: weight temperature (None: uniform), kernel δ, α multiplier."""
 
+KERNELS: dict[str, type[RobustKernel]] = {"cauchy": Cauchy, "geman_mcclure": GemanMcClure,
+                                          "pseudo_huber": PseudoHuber, "huber": Huber}
+"""Robust kernel families of the data term that ``--kernels`` lets the grid search choose from."""
+
 
 def make_task(num_trackers: int, weights: list[float] | None = None, delta: float = 0.3,
               alpha: float = 1.0, adjoint: Callable[[], Adjoint] | None = None,
@@ -99,7 +103,7 @@ def make_task(num_trackers: int, weights: list[float] | None = None, delta: floa
               dilations: tuple[int, ...] = (1, 4),
               motion: float | None = None, embedding: int = 4,
               context: bool = False, energy_lr: float = 2e-2,
-              backbone_lr: float = 3e-3) -> TrackerFusionTask:
+              backbone_lr: float = 3e-3, kernel: str = "cauchy") -> TrackerFusionTask:
     """A fusion task with the given hand-set energy (α = multiplier × (1, 10)).
 
     ``motion`` is the initial scale γ of a learnable Cauchy motion kernel (robust smoothness),
@@ -109,9 +113,11 @@ def make_task(num_trackers: int, weights: list[float] | None = None, delta: floa
     ``embedding`` (the tracker-identity embedding's width, 0 for none) configure the
     :class:`~lightning_energy.networks.tracker.TrackerFeatureNet` (none without ``network``).
     ``energy_lr`` (α, β, δ, base weights) and ``backbone_lr`` (the network) are Adam's rates.
+    ``kernel`` names the data term's robust family in :data:`KERNELS` (scale δ = ``delta``).
     """
     energy = TrackFusionEnergy(num_trackers, alpha=(alpha, 10 * alpha), beta=(1.0, 1.0),
-                               kernel=Cauchy(delta, learnable=True), tracker_weights=weights,
+                               kernel=KERNELS[kernel](delta, learnable=True),
+                               tracker_weights=weights,
                                learn_smoothness=learn_smoothness,
                                learn_tracker_weights=learn_tracker_weights,
                                weighted_start=weighted_start,
@@ -168,24 +174,27 @@ def auc_weights(aucs: np.ndarray, temperature: float | None) -> list[float] | No
 
 
 def grid_search(train: TrackingSequences, aucs: np.ndarray, weighted_start: bool = True,
-                motions: Sequence[float] = ()) -> tuple[dict[str, Any], float]:
+                motions: Sequence[float] = (),
+                kernels: Sequence[str] = ("cauchy",)) -> tuple[dict[str, Any], float]:
     """Best grid point of the hand-set energy by success AUC on the training sequences.
 
     ``motions``: robust-smoothness scales γ tried besides quadratic smoothness (see
-    :func:`make_task`); each multiplies the grid's size.
+    :func:`make_task`); ``kernels``: the data term's robust families (:data:`KERNELS`). Each
+    multiplies the grid's size.
     """
     best: tuple[dict[str, Any], float] = ({}, -1.0)
     grid = itertools.product(*GRID.values(), (None, *motions))
-    for temperature, delta, alpha, motion in grid:
+    for kernel, (temperature, delta, alpha, motion) in itertools.product(kernels, list(grid)):
         weights = auc_weights(aucs, temperature)
         point: dict[str, Any] = {"weights": weights, "delta": delta, "alpha": alpha,
-                                 "weighted_start": weighted_start, "motion": motion}
+                                 "weighted_start": weighted_start, "motion": motion,
+                                 "kernel": kernel}
         task = make_task(train.num_trackers, **point)
         auc = bl.score_sequences(task_fuser(task), train)["success_auc"]
         if auc > best[1]:
             best = (point, auc)
-            print(f"  grid: temperature={temperature}, δ={delta}, α×{alpha}, γ={motion}: "
-                  f"train AUC {auc:.3f} (best so far)", flush=True)
+            print(f"  grid: {kernel}, temperature={temperature}, δ={delta}, α×{alpha}, "
+                  f"γ={motion}: train AUC {auc:.3f} (best so far)", flush=True)
     return best
 
 
@@ -307,11 +316,13 @@ def run_fold(data: TrackingSequences, fold: int, args: argparse.Namespace) -> di
     hand_set = make_task(k, weighted_start=not args.consensus_start)
     rows["energy, hand-set (uniform weights)"] = bl.score_sequences(task_fuser(hand_set), test)
     start = time.perf_counter()
-    point, train_auc = grid_search(train, aucs, not args.consensus_start, args.motion_scales)
+    point, train_auc = grid_search(train, aucs, not args.consensus_start, args.motion_scales,
+                                   args.kernels)
     rows["energy, grid search on train"] = bl.score_sequences(
         task_fuser(make_task(k, **point)), test)
     rows["energy, grid search on train"]["seconds"] = time.perf_counter() - start
-    print(f"fold {fold}: grid winner δ={point['delta']}, α×{point['alpha']}, γ={point['motion']}, "
+    print(f"fold {fold}: grid winner {point['kernel']}, δ={point['delta']}, α×{point['alpha']}, "
+          f"γ={point['motion']}, "
           f"AUC weights={point['weights'] is not None}, train AUC {train_auc:.3f}", flush=True)
     if args.selector:
         rows[SELECTOR] = selector_row(train, test, point, args, fold)
@@ -323,8 +334,9 @@ def run_fold(data: TrackingSequences, fold: int, args: argparse.Namespace) -> di
         # The learned variants start from a grid point that has not seen the validation set,
         # so that step 0 competes on equal terms in the checkpoint selection.
         point, fit_auc = grid_search(fit, bl.tracker_aucs(fit), not args.consensus_start,
-                                     args.motion_scales)
-        print(f"fold {fold}: inner grid winner δ={point['delta']}, γ={point['motion']}, "
+                                     args.motion_scales, args.kernels)
+        print(f"fold {fold}: inner grid winner {point['kernel']}, δ={point['delta']}, "
+              f"γ={point['motion']}, "
               f"AUC weights={point['weights'] is not None}, fit AUC {fit_auc:.3f}", flush=True)
     for name in args.variants:
         rows.update(variant_rows(name, fold, k, point, fit, val, test, args))
@@ -518,6 +530,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--motion-scales", type=float, nargs="*", default=[],
                         help="robust-smoothness scales γ the grid searches tried besides "
                              "quadratic smoothness (the learned energies start from the winner)")
+    parser.add_argument("--kernels", nargs="+", default=["cauchy"], choices=list(KERNELS),
+                        help="robust families of the data term for the grid search to choose "
+                             "from (the learned energies start from the winner)")
     parser.add_argument("--balanced", action="store_true",
                         help="draw training windows so that every sequence is equally likely")
     parser.add_argument("--baselines-only", action="store_true",

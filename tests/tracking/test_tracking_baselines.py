@@ -173,6 +173,33 @@ def test_grid_search_tries_robust_motion_scales(monkeypatch: pytest.MonkeyPatch)
     assert make_task(3).layer.energy.motion is None
 
 
+
+def test_grid_search_chooses_among_kernel_families(monkeypatch: pytest.MonkeyPatch):
+    from lightning_energy.energies.robust import GemanMcClure
+    from lightning_energy.experiments import tracking_cv
+    from lightning_energy.experiments.tracking_cv import GRID, grid_search, make_task
+
+    tried: list[str] = []
+
+    def recording(*args, **kwargs):
+        tried.append(kwargs["kernel"])
+        return make_task(*args, **kwargs)
+
+    monkeypatch.setattr(tracking_cv, "make_task", recording)
+    data = simulate_tracking(3, 30, 3, seed=2)
+    point, _ = grid_search(data, bl.tracker_aucs(data), kernels=("cauchy", "geman_mcclure"))
+    size = len(list(itertools.product(*GRID.values())))
+    assert tried.count("cauchy") == size
+    assert tried.count("geman_mcclure") == size
+    assert point["kernel"] in ("cauchy", "geman_mcclure")
+    kernel = make_task(3, delta=0.4, kernel="geman_mcclure").layer.energy.robust
+    assert isinstance(kernel, GemanMcClure)
+    assert torch.isclose(kernel.scale, torch.tensor(0.4))
+    assert kernel.log_scale.requires_grad
+    assert tracking_cv.parse_args(["--kernels", "huber", "cauchy"]).kernels == ["huber", "cauchy"]
+    with pytest.raises(SystemExit):
+        tracking_cv.parse_args(["--kernels", "tukey"])
+
 def test_ensemble_fuser_averages_centres_and_log_sizes():
     from lightning_energy.experiments import tracking_cv
 
