@@ -115,6 +115,8 @@ def make_task(num_trackers: int, weights: list[float] | None = None, delta: floa
     ``energy_lr`` (α, β, δ, base weights) and ``backbone_lr`` (the network) are Adam's rates.
     ``kernel`` names the data term's robust family in :data:`KERNELS` (scale δ = ``delta``).
     """
+    if kernel not in KERNELS:
+        raise ValueError(f"Expected `kernel` to be one of {list(KERNELS)}, got {kernel!r}.")
     energy = TrackFusionEnergy(num_trackers, alpha=(alpha, 10 * alpha), beta=(1.0, 1.0),
                                kernel=KERNELS[kernel](delta, learnable=True),
                                tracker_weights=weights,
@@ -182,6 +184,8 @@ def grid_search(train: TrackingSequences, aucs: np.ndarray, weighted_start: bool
     :func:`make_task`); ``kernels``: the data term's robust families (:data:`KERNELS`). Each
     multiplies the grid's size.
     """
+    if not kernels:
+        raise ValueError("Expected at least one kernel family in `kernels`, got none.")
     best: tuple[dict[str, Any], float] = ({}, -1.0)
     grid = itertools.product(*GRID.values(), (None, *motions))
     for kernel, (temperature, delta, alpha, motion) in itertools.product(kernels, list(grid)):

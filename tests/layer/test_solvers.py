@@ -99,8 +99,6 @@ def test_problem_jacobian_and_hessian_match_autograd_functional(n, m, recorded, 
     # autograd, the forward-mode path, whose results stay attached to the parameters. On a GPU
     # the forward-mode path runs unrecorded too ("forward-mode-unrecorded" forces it here).
     problem = Problem(energy, c, (n,), detach=not recorded)
-    assert problem._vectorised(x) is recorded
-    assert problem._vectorised(torch.empty(3, n, device="meta")) is True
     if vectorised and not recorded:
         monkeypatch.setattr(Problem, "_vectorised", lambda self, x: True)
     with torch.set_grad_enabled(recorded):
@@ -116,6 +114,21 @@ def test_problem_jacobian_and_hessian_match_autograd_functional(n, m, recorded, 
             lambda z, b=b: energy(z[None], c[b : b + 1])[0], x[b])
         assert torch.allclose(jac[b], ref_j, atol=1e-12)
         assert torch.allclose(hess[b], ref_h, atol=1e-10)
+
+
+def test_dense_derivatives_take_forward_mode_when_recording_or_off_the_cpu():
+    from tests.helpers import LinearResiduals
+
+    energy = LinearResiduals(3, 4).double()
+    x = torch.randn(2, 3, dtype=torch.float64)
+    detached = Problem(energy, torch.randn(2, 4, dtype=torch.float64), (3,))
+    assert detached._vectorised(x) is False
+    assert detached._vectorised(x.clone().requires_grad_(True)) is True
+    with torch.no_grad():
+        assert detached._vectorised(x.clone().requires_grad_(True)) is False
+        assert detached._vectorised(torch.empty(2, 3, device="meta")) is True
+    live = Problem(energy, torch.randn(2, 4, dtype=torch.float64), (3,), detach=False)
+    assert live._vectorised(x) is True
 
 
 @pytest.mark.parametrize("method", ["jacobian", "value_grad_hessian"])

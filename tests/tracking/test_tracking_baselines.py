@@ -149,56 +149,44 @@ def test_cv_runs_of_separate_variants_merge(tmp_path, capsys: pytest.CaptureFixt
     assert "1 folds merged from 2 runs" in capsys.readouterr().out
 
 
-def test_grid_search_tries_robust_motion_scales(monkeypatch: pytest.MonkeyPatch):
+def test_grid_search_tries_every_motion_scale_and_kernel_family(monkeypatch: pytest.MonkeyPatch):
+    from lightning_energy.energies.robust import GemanMcClure
     from lightning_energy.experiments import tracking_cv
     from lightning_energy.experiments.tracking_cv import GRID, grid_search, make_task
 
-    tried: list[float | None] = []
+    tried: list[tuple[str, float | None]] = []
 
     def recording(*args, **kwargs):
-        tried.append(kwargs.get("motion"))
+        tried.append((kwargs["kernel"], kwargs["motion"]))
         return make_task(*args, **kwargs)
 
     monkeypatch.setattr(tracking_cv, "make_task", recording)
     data = simulate_tracking(3, 30, 3, seed=2)
-    point, _ = grid_search(data, bl.tracker_aucs(data), motions=(0.05,))
+    point, _ = grid_search(data, bl.tracker_aucs(data), motions=(0.05,),
+                           kernels=("cauchy", "geman_mcclure"))
     size = len(list(itertools.product(*GRID.values())))
-    assert tried.count(None) == size
-    assert tried.count(0.05) == size
-    assert point["motion"] in (None, 0.05)
+    for combination in itertools.product(("cauchy", "geman_mcclure"), (None, 0.05)):
+        assert tried.count(combination) == size
+    assert len(tried) == 4 * size
+    assert (point["kernel"], point["motion"]) in tried
+    with pytest.raises(ValueError, match="kernels"):
+        grid_search(data, bl.tracker_aucs(data), kernels=())
+
     energy = make_task(3, motion=0.05).layer.energy
     assert energy.motion is not None
     assert torch.isclose(energy.motion.scale, torch.tensor(0.05))
     assert energy.motion.log_scale.requires_grad
     assert make_task(3).layer.energy.motion is None
-
-
-
-def test_grid_search_chooses_among_kernel_families(monkeypatch: pytest.MonkeyPatch):
-    from lightning_energy.energies.robust import GemanMcClure
-    from lightning_energy.experiments import tracking_cv
-    from lightning_energy.experiments.tracking_cv import GRID, grid_search, make_task
-
-    tried: list[str] = []
-
-    def recording(*args, **kwargs):
-        tried.append(kwargs["kernel"])
-        return make_task(*args, **kwargs)
-
-    monkeypatch.setattr(tracking_cv, "make_task", recording)
-    data = simulate_tracking(3, 30, 3, seed=2)
-    point, _ = grid_search(data, bl.tracker_aucs(data), kernels=("cauchy", "geman_mcclure"))
-    size = len(list(itertools.product(*GRID.values())))
-    assert tried.count("cauchy") == size
-    assert tried.count("geman_mcclure") == size
-    assert point["kernel"] in ("cauchy", "geman_mcclure")
     kernel = make_task(3, delta=0.4, kernel="geman_mcclure").layer.energy.robust
     assert isinstance(kernel, GemanMcClure)
     assert torch.isclose(kernel.scale, torch.tensor(0.4))
     assert kernel.log_scale.requires_grad
+    with pytest.raises(ValueError, match="kernel"):
+        make_task(3, kernel="tukey")
     assert tracking_cv.parse_args(["--kernels", "huber", "cauchy"]).kernels == ["huber", "cauchy"]
     with pytest.raises(SystemExit):
         tracking_cv.parse_args(["--kernels", "tukey"])
+
 
 def test_ensemble_fuser_averages_centres_and_log_sizes():
     from lightning_energy.experiments import tracking_cv
@@ -306,6 +294,7 @@ def test_learning_rate_variants_reach_the_optimizer():
     )
 
     args = parse_args(["--variants", *LEARNING_RATES, "--temporal", "3"])
+    assert args.variants == list(LEARNING_RATES)
     expected = {"network lr 1e-3": (2e-2, 1e-3), "network lr 1e-2": (2e-2, 1e-2),
                 "energy lr 5e-3": (5e-3, 3e-3)}
     for name in args.variants:

@@ -151,7 +151,6 @@ def test_banded_hessian_matches_autograd_and_adjoint_matches_dense(motion):
     assert torch.allclose(banded, expected, atol=1e-8)
 
 
-
 @pytest.mark.parametrize("family", ["Cauchy", "GemanMcClure", "PseudoHuber", "Huber"])
 def test_banded_hessian_matches_autograd_for_every_data_kernel(family):
     _, inputs, _ = _inputs(length=10, trackers=3)
@@ -162,6 +161,7 @@ def test_banded_hessian_matches_autograd_for_every_data_kernel(family):
     x = inputs.reference.reshape(3, -1) + 0.05 * torch.randn(3, 40, dtype=torch.float64)
     dense = Problem(energy, inputs, (10, 4)).hessian(x)
     assert torch.allclose(_dense(energy.hessian_bands(x, inputs)), dense, atol=1e-10)
+
 
 def _dense(bands: torch.Tensor) -> torch.Tensor:
     """Bands (B, 4, 3, T) → the full (B, 4T, 4T) Hessian in the flat (t, coordinate) order."""
