@@ -80,6 +80,15 @@ LEARNING_RATES: dict[str, dict[str, Any]] = {
 """The default learned variant with other learning rates (network 3e-3, energy 2e-2 by default);
 run together, the :data:`SELECTED` row picks the rate per fold on validation."""
 
+NETWORK_WIDTHS: dict[str, dict[str, Any]] = {
+    "learned (implicit, λ=1e-2), network width 16": {"hidden": 16},
+    "learned (implicit, λ=1e-2), network width 64": {"hidden": 64},
+}
+"""The default learned variant with a narrower or wider feature network (32 by default)."""
+
+TUNING = {**LEARNING_RATES, **NETWORK_WIDTHS}
+"""Every variant of the default learned energy with other hyper-parameters."""
+
 SELECTED = "learned, variant chosen on validation (per fold)"
 """Row of the variant with the best validation AUC (needs ``--val-fraction`` and 2+ variants)."""
 
@@ -103,7 +112,8 @@ def make_task(num_trackers: int, weights: list[float] | None = None, delta: floa
               dilations: tuple[int, ...] = (1, 4),
               motion: float | None = None, embedding: int = 4,
               context: bool = False, energy_lr: float = 2e-2,
-              backbone_lr: float = 3e-3, kernel: str = "cauchy") -> TrackerFusionTask:
+              backbone_lr: float = 3e-3, kernel: str = "cauchy",
+              hidden: int = 32) -> TrackerFusionTask:
     """A fusion task with the given hand-set energy (α = multiplier × (1, 10)).
 
     ``motion`` is the initial scale γ of a learnable Cauchy motion kernel (robust smoothness),
@@ -113,7 +123,8 @@ def make_task(num_trackers: int, weights: list[float] | None = None, delta: floa
     ``embedding`` (the tracker-identity embedding's width, 0 for none) configure the
     :class:`~lightning_energy.networks.tracker.TrackerFeatureNet` (none without ``network``).
     ``energy_lr`` (α, β, δ, base weights) and ``backbone_lr`` (the network) are Adam's rates.
-    ``kernel`` names the data term's robust family in :data:`KERNELS` (scale δ = ``delta``).
+    ``kernel`` names the data term's robust family in :data:`KERNELS` (scale δ = ``delta``);
+    ``hidden`` is the network's hidden width.
     """
     if kernel not in KERNELS:
         raise ValueError(f"Expected `kernel` to be one of {list(KERNELS)}, got {kernel!r}.")
@@ -127,7 +138,8 @@ def make_task(num_trackers: int, weights: list[float] | None = None, delta: floa
                                    motion, learnable=True))
     layer = EnergyLayer(energy, BandedIRLS(max_steps=30, tol=1e-5),
                         adjoint() if adjoint is not None else BandedImplicitAdjoint(1e-2))
-    backbone = (TrackerFeatureNet(num_trackers, embedding, weighted_reference=weighted_reference,
+    backbone = (TrackerFeatureNet(num_trackers, embedding, hidden,
+                                  weighted_reference=weighted_reference,
                                   temporal=temporal, width=width, dilations=dilations,
                                   context=context)
                 if network else None)
@@ -373,7 +385,7 @@ def variant_options(name: str, args: argparse.Namespace) -> dict[str, Any]:
     network = {"network": True, "weighted_reference": args.weighted_reference,
                "temporal": args.temporal, "width": args.feature_width,
                "dilations": tuple(args.dilations), "context": args.context}
-    return {**network, **{**VARIANTS, **LEARNING_RATES, **ABLATIONS}.get(name, {})}
+    return {**network, **{**VARIANTS, **TUNING, **ABLATIONS}.get(name, {})}
 
 
 def variant_rows(name: str, fold: int, k: int, point: dict[str, Any], fit: TrackingSequences,
@@ -503,7 +515,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="frames per training window (0: whole sequences, padded per batch)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS),
-                        choices=[*VARIANTS, *LEARNING_RATES, *ABLATIONS])
+                        choices=[*VARIANTS, *TUNING, *ABLATIONS])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--consensus-start", action="store_true",
                         help="start the solver at the unweighted consensus (first OTB run)")

@@ -285,22 +285,26 @@ def test_refit_trains_on_the_whole_training_fold_for_the_chosen_steps(
     assert "--refit needs --val-fraction > 0" in capsys.readouterr().err
 
 
-def test_learning_rate_variants_reach_the_optimizer():
+def test_tuning_variants_reach_the_optimizer_and_the_network():
     from lightning_energy.experiments.tracking_cv import (
         LEARNING_RATES,
+        NETWORK_WIDTHS,
+        TUNING,
         make_task,
         parse_args,
         variant_options,
     )
 
-    args = parse_args(["--variants", *LEARNING_RATES, "--temporal", "3"])
-    assert args.variants == list(LEARNING_RATES)
-    expected = {"network lr 1e-3": (2e-2, 1e-3), "network lr 1e-2": (2e-2, 1e-2),
-                "energy lr 5e-3": (5e-3, 3e-3)}
+    args = parse_args(["--variants", *TUNING, "--temporal", "3"])
+    assert args.variants == [*LEARNING_RATES, *NETWORK_WIDTHS]
+    expected = {"network lr 1e-3": (2e-2, 1e-3, 32), "network lr 1e-2": (2e-2, 1e-2, 32),
+                "energy lr 5e-3": (5e-3, 3e-3, 32), "network width 16": (2e-2, 3e-3, 16),
+                "network width 64": (2e-2, 3e-3, 64)}
     for name in args.variants:
-        groups = make_task(3, **variant_options(name, args)).configure_optimizers().param_groups
-        rates = {group["name"]: group["lr"] for group in groups}
-        assert (rates["energy"], rates["backbone"]) == expected[name.rsplit(", ", 1)[1]]
+        task = make_task(3, **variant_options(name, args))
+        rates = {group["name"]: group["lr"] for group in task.configure_optimizers().param_groups}
+        width = task.backbone.temporal.convs[0].in_channels
+        assert (rates["energy"], rates["backbone"], width) == expected[name.rsplit(", ", 1)[1]]
 
 
 def test_train_task_window_zero_trains_on_whole_sequences(monkeypatch: pytest.MonkeyPatch):
