@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytorch_lightning as pl
+import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, WeightedRandomSampler
 
 from lightning_energy.data.otb import TrackingSequences, list_sequences, list_trackers
@@ -34,11 +36,19 @@ class TrackingWindows(Dataset[TrackingSample]):
         data: The sequences.
         window: Frames per window; None gives one item per whole sequence.
         stride: Frames between window starts; defaults to ``window // 2``.
+        tracker_dropout: Training augmentation: each time an item is drawn, every tracker is
+            removed from it (marked invalid on all its frames) with this probability, drawn
+            from torch's global generator; at least one tracker with a box is always kept.
+            0 returns the windows as they are.
     """
 
     def __init__(
-        self, data: TrackingSequences, window: int | None = None, stride: int | None = None
+        self, data: TrackingSequences, window: int | None = None, stride: int | None = None,
+        tracker_dropout: float = 0.0,
     ) -> None:
+        if not 0.0 <= tracker_dropout < 1.0:
+            raise ValueError(f"Expected `tracker_dropout` in [0, 1), got {tracker_dropout}.")
+        self.tracker_dropout = tracker_dropout
         self.samples = [
             TrackingSample.from_arrays(item.boxes, item.gt, item.sequence) for item in data
         ]
@@ -69,7 +79,19 @@ class TrackingWindows(Dataset[TrackingSample]):
     def __getitem__(self, index: int) -> TrackingSample:
         i, start = self.index[index]
         sample = self.samples[i]
-        return sample if self.window is None else sample.window(start, self.window)
+        sample = sample if self.window is None else sample.window(start, self.window)
+        return self._drop_trackers(sample) if self.tracker_dropout > 0 else sample
+
+    def _drop_trackers(self, sample: TrackingSample) -> TrackingSample:
+        present = sample.valid.any(0)  # (K,)
+        keep = torch.rand(present.shape) >= self.tracker_dropout
+        if not bool((keep & present).any()) and bool(present.any()):
+            # Keep one tracker that has boxes, so the window still has something to fuse.
+            choices = present.nonzero().flatten()
+            keep[choices[torch.randint(len(choices), ())]] = True
+        valid = sample.valid & keep
+        boxes = torch.where(valid[..., None], sample.boxes, 0.0)
+        return replace(sample, boxes=boxes, valid=valid)
 
 
 class TrackingDataModule(pl.LightningDataModule):
@@ -105,6 +127,8 @@ class TrackingDataModule(pl.LightningDataModule):
         balanced: Draw training windows (with replacement) so that every training sequence is
             equally likely (:meth:`TrackingWindows.sequence_balanced_weights`), matching the
             sequence-averaged metrics; else plain shuffling.
+        tracker_dropout: Probability of removing each tracker from a training window
+            (augmentation, see :class:`TrackingWindows`); validation and test data are whole.
 
     Example:
         >>> dm = TrackingDataModule(synthetic_sequences=4, synthetic_length=40, window=16,
@@ -132,9 +156,12 @@ class TrackingDataModule(pl.LightningDataModule):
         synthetic_length: int = 300,
         synthetic_trackers: int = 8,
         balanced: bool = False,
+        tracker_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         self._check_arguments(window, stride, batch_size, fold, num_folds, test_sequences)
+        if not 0.0 <= tracker_dropout < 1.0:
+            raise ValueError(f"Expected `tracker_dropout` in [0, 1), got {tracker_dropout}.")
         self.save_hyperparameters()
         self.root = root
         self.trackers = trackers
@@ -152,6 +179,7 @@ class TrackingDataModule(pl.LightningDataModule):
         self.synthetic_length = synthetic_length
         self.synthetic_trackers = synthetic_trackers
         self.balanced = balanced
+        self.tracker_dropout = tracker_dropout
         self.tracker_names: list[str] | None = self._initial_tracker_names()
         self.num_trackers: int | None = (
             len(self.tracker_names) if self.tracker_names is not None else None
@@ -253,7 +281,7 @@ class TrackingDataModule(pl.LightningDataModule):
         self.num_trackers = data.num_trackers
         self.data = data
         self.train_dataset = TrackingWindows(
-            data.subset(self.splits["train"]), self.window, self.stride
+            data.subset(self.splits["train"]), self.window, self.stride, self.tracker_dropout
         )
         self.val_dataset = TrackingWindows(data.subset(self.splits["val"]))
         self.test_dataset = TrackingWindows(data.subset(self.splits["test"]))

@@ -31,7 +31,7 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pytorch_lightning as pl
@@ -95,7 +95,10 @@ SELECTED = "learned, variant chosen on validation (per fold)"
 SELECTOR = "supervised per-frame selector (network's features, trained on train)"
 """Row of :func:`~lightning_energy.baselines.tracking_selector.train_selector` (``--selector``)."""
 
-GRID = {"temperature": (0.03, 0.1, None), "delta": (0.15, 0.4), "alpha": (1.0,)}
+GRID_ALPHAS: tuple[float, ...] = (1.0,)
+"""The grid's default smoothness multipliers (``--alphas`` sets others)."""
+
+GRID = {"temperature": (0.03, 0.1, None), "delta": (0.15, 0.4), "alpha": GRID_ALPHAS}
 """Grid of the hand-set energy: weight temperature (None: uniform), kernel δ, α multiplier."""
 
 KERNELS: dict[str, type[RobustKernel]] = {"cauchy": Cauchy, "geman_mcclure": GemanMcClure,
@@ -113,7 +116,7 @@ def make_task(num_trackers: int, weights: list[float] | None = None, delta: floa
               motion: float | None = None, embedding: int = 4,
               context: bool = False, energy_lr: float = 2e-2,
               backbone_lr: float = 3e-3, kernel: str = "cauchy",
-              hidden: int = 32) -> TrackerFusionTask:
+              hidden: int = 32, box_loss: Literal["giou", "iou"] = "giou") -> TrackerFusionTask:
     """A fusion task with the given hand-set energy (α = multiplier × (1, 10)).
 
     ``motion`` is the initial scale γ of a learnable Cauchy motion kernel (robust smoothness),
@@ -124,7 +127,8 @@ def make_task(num_trackers: int, weights: list[float] | None = None, delta: floa
     :class:`~lightning_energy.networks.tracker.TrackerFeatureNet` (none without ``network``).
     ``energy_lr`` (α, β, δ, base weights) and ``backbone_lr`` (the network) are Adam's rates.
     ``kernel`` names the data term's robust family in :data:`KERNELS` (scale δ = ``delta``);
-    ``hidden`` is the network's hidden width.
+    ``hidden`` is the network's hidden width; ``box_loss`` the training loss (1 − GIoU or
+    1 − IoU).
     """
     if kernel not in KERNELS:
         raise ValueError(f"Expected `kernel` to be one of {list(KERNELS)}, got {kernel!r}.")
@@ -144,7 +148,7 @@ def make_task(num_trackers: int, weights: list[float] | None = None, delta: floa
                                   context=context)
                 if network else None)
     return TrackerFusionTask(layer, backbone, energy_lr=energy_lr, backbone_lr=backbone_lr,
-                             alternate_every=alternate_every)
+                             alternate_every=alternate_every, box_loss=box_loss)
 
 
 def seeded_task(seed: int, *args: Any, **kwargs: Any) -> TrackerFusionTask:
@@ -189,17 +193,21 @@ def auc_weights(aucs: np.ndarray, temperature: float | None) -> list[float] | No
 
 def grid_search(train: TrackingSequences, aucs: np.ndarray, weighted_start: bool = True,
                 motions: Sequence[float] = (),
-                kernels: Sequence[str] = ("cauchy",)) -> tuple[dict[str, Any], float]:
+                kernels: Sequence[str] = ("cauchy",),
+                alphas: Sequence[float] = GRID_ALPHAS) -> tuple[dict[str, Any], float]:
     """Best grid point of the hand-set energy by success AUC on the training sequences.
 
     ``motions``: robust-smoothness scales γ tried besides quadratic smoothness (see
-    :func:`make_task`); ``kernels``: the data term's robust families (:data:`KERNELS`). Each
-    multiplies the grid's size.
+    :func:`make_task`); ``kernels``: the data term's robust families (:data:`KERNELS`);
+    ``alphas``: the smoothness multipliers (α = multiplier × (1, 10)). Each multiplies the
+    grid's size.
     """
     if not kernels:
         raise ValueError("Expected at least one kernel family in `kernels`, got none.")
+    if not alphas or any(not alpha > 0 for alpha in alphas):
+        raise ValueError(f"Expected `alphas`: one or more numbers > 0, got {list(alphas)}.")
     best: tuple[dict[str, Any], float] = ({}, -1.0)
-    grid = itertools.product(*GRID.values(), (None, *motions))
+    grid = itertools.product(GRID["temperature"], GRID["delta"], alphas, (None, *motions))
     for kernel, (temperature, delta, alpha, motion) in itertools.product(kernels, list(grid)):
         weights = auc_weights(aucs, temperature)
         point: dict[str, Any] = {"weights": weights, "delta": delta, "alpha": alpha,
@@ -257,16 +265,17 @@ class BestOnValidation(pl.Callback):
 
 def train_task(task: TrackerFusionTask, train: TrackingSequences, steps: int, window: int,
                batch_size: int, seed: int, selection: BestOnValidation | None = None,
-               balanced: bool = False) -> float:
+               balanced: bool = False, tracker_dropout: float = 0.0) -> float:
     """Train on shuffled windows of ``window`` frames (0: whole sequences); returns seconds.
 
     With ``selection`` the task ends at its best validation checkpoint (see
     :class:`BestOnValidation`); the seconds include the validation scoring. With ``balanced``
     windows are drawn (with replacement) so that every sequence is equally likely
     (:meth:`~lightning_energy.data.tracking_datamodule.TrackingWindows.sequence_balanced_weights`).
+    ``tracker_dropout`` removes each tracker from a training window with that probability.
     """
     pl.seed_everything(seed, verbose=False)
-    windows = TrackingWindows(train, window or None)
+    windows = TrackingWindows(train, window or None, tracker_dropout=tracker_dropout)
     sampler = None
     if balanced:
         weights = windows.sequence_balanced_weights()
@@ -333,7 +342,7 @@ def run_fold(data: TrackingSequences, fold: int, args: argparse.Namespace) -> di
     rows["energy, hand-set (uniform weights)"] = bl.score_sequences(task_fuser(hand_set), test)
     start = time.perf_counter()
     point, train_auc = grid_search(train, aucs, not args.consensus_start, args.motion_scales,
-                                   args.kernels)
+                                   args.kernels, args.alphas)
     rows["energy, grid search on train"] = bl.score_sequences(
         task_fuser(make_task(k, **point)), test)
     rows["energy, grid search on train"]["seconds"] = time.perf_counter() - start
@@ -350,8 +359,9 @@ def run_fold(data: TrackingSequences, fold: int, args: argparse.Namespace) -> di
         # The learned variants start from a grid point that has not seen the validation set,
         # so that step 0 competes on equal terms in the checkpoint selection.
         point, fit_auc = grid_search(fit, bl.tracker_aucs(fit), not args.consensus_start,
-                                     args.motion_scales, args.kernels)
+                                     args.motion_scales, args.kernels, args.alphas)
         print(f"fold {fold}: inner grid winner {point['kernel']}, δ={point['delta']}, "
+              f"α×{point['alpha']}, "
               f"γ={point['motion']}, "
               f"AUC weights={point['weights'] is not None}, fit AUC {fit_auc:.3f}", flush=True)
     for name in args.variants:
@@ -384,7 +394,8 @@ def variant_options(name: str, args: argparse.Namespace) -> dict[str, Any]:
     """:func:`make_task` options of a learned variant or ablation under the network flags."""
     network = {"network": True, "weighted_reference": args.weighted_reference,
                "temporal": args.temporal, "width": args.feature_width,
-               "dilations": tuple(args.dilations), "context": args.context}
+               "dilations": tuple(args.dilations), "context": args.context,
+               "box_loss": args.box_loss}
     return {**network, **{**VARIANTS, **TUNING, **ABLATIONS}.get(name, {})}
 
 
@@ -400,7 +411,7 @@ def variant_rows(name: str, fold: int, k: int, point: dict[str, Any], fit: Track
         task = seeded_task(seed, k, **point, **options)
         selection = BestOnValidation(val, args.eval_every) if val is not None else None
         seconds += train_task(task, fit, args.steps, args.window, args.batch_size, seed,
-                              selection, args.balanced)
+                              selection, args.balanced, args.tracker_dropout)
         members.append(task)
         if member == 0:
             rows[name] = {**bl.score_sequences(task_fuser(task), test), "seconds": seconds}
@@ -430,7 +441,8 @@ def refit(steps: int, train: TrackingSequences, test: TrackingSequences, seed: i
     """
     task = seeded_task(seed, *task_args, **task_kwargs)
     seconds = (train_task(task, train, steps, args.window, args.batch_size, seed,
-                          balanced=args.balanced) if steps > 0 else 0.0)
+                          balanced=args.balanced, tracker_dropout=args.tracker_dropout)
+               if steps > 0 else 0.0)
     return {**bl.score_sequences(task_fuser(task), test), "seconds": seconds}
 
 
@@ -549,8 +561,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--kernels", nargs="+", default=["cauchy"], choices=list(KERNELS),
                         help="robust families of the data term for the grid search to choose "
                              "from (the learned energies start from the winner)")
+    parser.add_argument("--alphas", type=float, nargs="+", default=list(GRID_ALPHAS),
+                        help="smoothness multipliers α × (1, 10) for the grid search (the "
+                             "learned energies start from the winner)")
     parser.add_argument("--balanced", action="store_true",
                         help="draw training windows so that every sequence is equally likely")
+    parser.add_argument("--box-loss", default="giou", choices=["giou", "iou"],
+                        help="training loss of the learned variants: 1 − GIoU or 1 − IoU")
+    parser.add_argument("--tracker-dropout", type=float, default=0.0,
+                        help="probability of removing each tracker from a training window "
+                             "(augmentation; validation and test sequences stay whole)")
     parser.add_argument("--baselines-only", action="store_true",
                         help="only the baselines that need no energy (no grid search, no "
                              "training); merge with a full run's --out for one table")
@@ -567,6 +587,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error(f"--window must be >= 0 (0: whole sequences), got {args.window}")
     if args.ensemble < 1:
         parser.error(f"--ensemble must be >= 1, got {args.ensemble}")
+    if not 0 <= args.tracker_dropout < 1:
+        parser.error(f"--tracker-dropout must be in [0, 1), got {args.tracker_dropout}")
+    if any(not alpha > 0 for alpha in args.alphas):
+        parser.error(f"--alphas must be > 0, got {args.alphas}")
     if any(not scale > 0 for scale in args.motion_scales):
         parser.error(f"--motion-scales must be > 0, got {args.motion_scales}")
     if args.refit and not args.val_fraction > 0:

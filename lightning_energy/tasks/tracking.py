@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
@@ -35,13 +35,17 @@ def default_layer(num_trackers: int) -> EnergyLayer:
                        BandedImplicitAdjoint(damping=1e-2))
 
 
-def giou_loss(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
-    """Mean of 1 − GIoU over masked frames.
+def giou_loss(pred: Tensor, target: Tensor, mask: Tensor, generalized: bool = True) -> Tensor:
+    """Mean of 1 − GIoU (or 1 − IoU) over masked frames.
+
+    GIoU also pulls boxes that miss the target towards it; plain IoU, like the success AUC,
+    gives no credit (and no gradient) until they overlap.
 
     Args:
         pred: Boxes ``(x, y, w, h)`` (B, T, 4), differentiable.
         target: Ground-truth boxes (B, T, 4).
         mask: Bool (B, T): frames that count.
+        generalized: GIoU if True, else IoU.
 
     Returns:
         A scalar (0 when no frame counts).
@@ -50,8 +54,10 @@ def giou_loss(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
     t0, t1 = target[..., :2], target[..., :2] + target[..., 2:]
     inter = (torch.minimum(p1, t1) - torch.maximum(p0, t0)).clamp_min(0).prod(-1)
     union = pred[..., 2:].prod(-1) + target[..., 2:].prod(-1) - inter
-    hull = (torch.maximum(p1, t1) - torch.minimum(p0, t0)).prod(-1)
-    giou = inter / union.clamp_min(1e-6) - (hull - union) / hull.clamp_min(1e-6)
+    giou = inter / union.clamp_min(1e-6)
+    if generalized:
+        hull = (torch.maximum(p1, t1) - torch.minimum(p0, t0)).prod(-1)
+        giou = giou - (hull - union) / hull.clamp_min(1e-6)
     loss = torch.where(mask, 1 - giou, 0.0)
     return loss.sum() / mask.sum().clamp_min(1)
 
@@ -66,9 +72,9 @@ class TrackerFusionTask(EnergyTask):
 
     The energy is a :class:`~lightning_energy.energies.tracking.TrackFusionEnergy`; the optional
     ``backbone`` (a :class:`~lightning_energy.networks.tracker.TrackerFeatureNet`) predicts the
-    per-frame log-weights ℓ. Loss: 1 − GIoU of the fused boxes against the ground truth on valid
-    frames. Metrics (OTB protocol, first frame included): ``success_auc``,
-    ``precision_20px``, ``mean_iou``.
+    per-frame log-weights ℓ. Loss: 1 − GIoU (``box_loss="giou"``) or 1 − IoU (``"iou"``) of the
+    fused boxes against the ground truth on valid frames. Metrics (OTB protocol, first frame
+    included): ``success_auc``, ``precision_20px``, ``mean_iou``.
 
     Learned groups and their switches: α/β/δ (``TrackFusionEnergy(learn_smoothness=...)``),
     per-tracker base weights (``learn_tracker_weights``), the feature network (``backbone``
@@ -90,6 +96,7 @@ class TrackerFusionTask(EnergyTask):
             being tracker k's success AUC on the datamodule's training sequences (a
             :class:`~lightning_energy.data.tracking_datamodule.TrackingDataModule`); the
             cross-validation harness's grid search always preferred such weights to uniform ones.
+        box_loss: ``"giou"`` or ``"iou"`` (see :func:`giou_loss`).
     """
 
     def __init__(
@@ -104,7 +111,10 @@ class TrackerFusionTask(EnergyTask):
         alternate_every: int = 0,
         num_trackers: int = 8,
         auc_temperature: float | None = None,
+        box_loss: Literal["giou", "iou"] = "giou",
     ) -> None:
+        if box_loss not in ("giou", "iou"):
+            raise ValueError(f"Expected `box_loss` 'giou' or 'iou', got {box_loss!r}.")
         if alternate_every < 0:
             raise ValueError(f"Expected `alternate_every` >= 0, got {alternate_every}.")
         if auc_temperature is not None and not auc_temperature > 0:
@@ -113,6 +123,7 @@ class TrackerFusionTask(EnergyTask):
                          energy_lr, backbone_lr, freeze_backbone)
         self.alternate_every = alternate_every
         self.auc_temperature = auc_temperature
+        self.box_loss = box_loss
         self._weights_from_aucs = False
 
     def on_fit_start(self) -> None:
@@ -165,7 +176,8 @@ class TrackerFusionTask(EnergyTask):
 
     def loss(self, solution: Solution, batch: TrackingBatch) -> Tensor:  # noqa: D102
         mask = batch.target_valid & batch.frame_valid
-        return giou_loss(self.predicted_boxes(solution, batch), batch.target, mask)
+        return giou_loss(self.predicted_boxes(solution, batch), batch.target, mask,
+                         generalized=self.box_loss == "giou")
 
     def build_metrics(self) -> MetricCollection:  # noqa: D102
         return MetricCollection({"success_auc": SuccessAUC(), "precision_20px": PrecisionAtPixels(),

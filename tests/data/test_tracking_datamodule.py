@@ -35,6 +35,42 @@ def test_windows_cover_every_frame():
     assert [s.boxes.shape[0] for s in whole] == [6, 5, 7]
 
 
+def test_tracker_dropout_removes_whole_trackers_from_training_windows_only():
+    from lightning_energy.data.tracking_synthetic import simulate_tracking
+
+    data = simulate_tracking(4, 40, 6, seed=1)
+    plain = TrackingWindows(data, window=16)
+    dropped = TrackingWindows(data, window=16, tracker_dropout=0.5)
+    torch.manual_seed(0)
+    removed = 0
+    for index in range(len(plain)):
+        before, after = plain[index], dropped[index]
+        gone = before.valid.any(0) & ~after.valid.any(0)  # trackers with boxes that were removed
+        removed += int(gone.sum())
+        kept = ~gone
+        assert torch.equal(after.valid[:, kept], before.valid[:, kept])
+        assert torch.equal(after.boxes[:, kept], before.boxes[:, kept])
+        assert not after.valid[:, gone].any()
+        assert not after.boxes[:, gone].any()
+        assert after.valid.any()  # at least one tracker with boxes is kept
+        assert torch.equal(after.target, before.target)
+    total = sum(int(plain[i].valid.any(0).sum()) for i in range(len(plain)))
+    assert 0.35 < removed / total < 0.65  # about half of the trackers, drawn afresh per item
+    lone = TrackingWindows(data.subset(trackers=data.trackers[:1]), 16, tracker_dropout=0.99)
+    assert all(bool(lone[i].valid.any()) for i in range(len(lone)))
+
+    dm = TrackingDataModule(window=16, batch_size=2, synthetic_sequences=4, synthetic_length=40,
+                            synthetic_trackers=3, val_fraction=0.25, tracker_dropout=0.5)
+    dm.setup("fit")
+    assert dm.train_dataset.tracker_dropout == 0.5
+    assert dm.val_dataset.tracker_dropout == dm.test_dataset.tracker_dropout == 0.0
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValueError, match="tracker_dropout"):
+            TrackingWindows(data, 16, tracker_dropout=bad)
+        with pytest.raises(ValueError, match="tracker_dropout"):
+            TrackingDataModule(tracker_dropout=bad)
+
+
 def test_synthetic_loaders_shapes_and_splits():
     dm = TrackingDataModule(
         window=16,

@@ -149,28 +149,35 @@ def test_cv_runs_of_separate_variants_merge(tmp_path, capsys: pytest.CaptureFixt
     assert "1 folds merged from 2 runs" in capsys.readouterr().out
 
 
-def test_grid_search_tries_every_motion_scale_and_kernel_family(monkeypatch: pytest.MonkeyPatch):
+def test_grid_search_tries_every_motion_scale_kernel_family_and_alpha(
+        monkeypatch: pytest.MonkeyPatch):
     from lightning_energy.energies.robust import GemanMcClure
     from lightning_energy.experiments import tracking_cv
     from lightning_energy.experiments.tracking_cv import GRID, grid_search, make_task
 
-    tried: list[tuple[str, float | None]] = []
+    tried: list[tuple[str, float | None, float]] = []
 
     def recording(*args, **kwargs):
-        tried.append((kwargs["kernel"], kwargs["motion"]))
+        tried.append((kwargs["kernel"], kwargs["motion"], kwargs["alpha"]))
         return make_task(*args, **kwargs)
 
     monkeypatch.setattr(tracking_cv, "make_task", recording)
     data = simulate_tracking(3, 30, 3, seed=2)
     point, _ = grid_search(data, bl.tracker_aucs(data), motions=(0.05,),
-                           kernels=("cauchy", "geman_mcclure"))
-    size = len(list(itertools.product(*GRID.values())))
-    for combination in itertools.product(("cauchy", "geman_mcclure"), (None, 0.05)):
+                           kernels=("cauchy", "geman_mcclure"), alphas=(1.0, 0.1))
+    size = len(GRID["temperature"]) * len(GRID["delta"])
+    for combination in itertools.product(("cauchy", "geman_mcclure"), (None, 0.05), (1.0, 0.1)):
         assert tried.count(combination) == size
-    assert len(tried) == 4 * size
-    assert (point["kernel"], point["motion"]) in tried
+    assert len(tried) == 8 * size
+    assert (point["kernel"], point["motion"], point["alpha"]) in tried
+    tried.clear()
+    grid_search(data, bl.tracker_aucs(data))
+    assert {alpha for *_, alpha in tried} == set(GRID["alpha"])
     with pytest.raises(ValueError, match="kernels"):
         grid_search(data, bl.tracker_aucs(data), kernels=())
+    for alphas in ((), (1.0, 0.0)):
+        with pytest.raises(ValueError, match="alphas"):
+            grid_search(data, bl.tracker_aucs(data), alphas=alphas)
 
     energy = make_task(3, motion=0.05).layer.energy
     assert energy.motion is not None
@@ -186,6 +193,10 @@ def test_grid_search_tries_every_motion_scale_and_kernel_family(monkeypatch: pyt
     assert tracking_cv.parse_args(["--kernels", "huber", "cauchy"]).kernels == ["huber", "cauchy"]
     with pytest.raises(SystemExit):
         tracking_cv.parse_args(["--kernels", "tukey"])
+    assert tracking_cv.parse_args([]).alphas == list(GRID["alpha"])
+    assert tracking_cv.parse_args(["--alphas", "1", "0.1"]).alphas == [1.0, 0.1]
+    with pytest.raises(SystemExit):
+        tracking_cv.parse_args(["--alphas", "1", "0"])
 
 
 def test_ensemble_fuser_averages_centres_and_log_sizes():
@@ -328,3 +339,56 @@ def test_train_task_window_zero_trains_on_whole_sequences(monkeypatch: pytest.Mo
     assert all(frames == lengths for frames in seen)
     with pytest.raises(SystemExit):
         tracking_cv.parse_args(["--window", "-1"])
+
+
+def test_train_task_passes_tracker_dropout_to_the_training_windows(
+        monkeypatch: pytest.MonkeyPatch):
+    from lightning_energy.data.tracking_synthetic import simulate_tracking
+    from lightning_energy.experiments import tracking_cv
+
+    data = simulate_tracking(3, 25, 4, seed=0)
+    collate = tracking_cv.collate_tracking
+    trackers: dict[float, list[int]] = {0.0: [], 0.5: []}
+    rate = 0.0
+
+    def spy(items):
+        batch = collate(items)
+        trackers[rate] += batch.valid.any(1).sum(1).tolist()  # trackers with boxes per window
+        return batch
+
+    monkeypatch.setattr(tracking_cv, "collate_tracking", spy)
+    for rate in trackers:
+        task = tracking_cv.make_task(4)
+        tracking_cv.train_task(task, data, steps=4, window=0, batch_size=3, seed=0,
+                               tracker_dropout=rate)
+    assert trackers[0.0] == [4] * 12
+    assert len(trackers[0.5]) == 12
+    assert min(trackers[0.5]) >= 1
+    assert sum(trackers[0.5]) < 0.8 * sum(trackers[0.0])
+    assert tracking_cv.parse_args(["--tracker-dropout", "0.2"]).tracker_dropout == 0.2
+    for bad in ("1", "-0.1"):
+        with pytest.raises(SystemExit):
+            tracking_cv.parse_args(["--tracker-dropout", bad])
+
+
+def test_box_loss_flag_reaches_the_learned_variants_loss():
+    from lightning_energy.experiments.tracking_cv import make_task, parse_args, variant_options
+    from lightning_energy.tasks.tracking import batch_frame, giou_loss
+
+    data = simulate_tracking(1, 20, 3, seed=4)
+    batch = bl.batch_of(next(iter(data)))
+    mask = batch.target_valid & batch.frame_valid
+    losses = []
+    for flag, generalized in (("giou", True), ("iou", False)):
+        args = parse_args(["--box-loss", flag])
+        task = make_task(3, **variant_options("learned (implicit, λ=1e-2)", args))
+        assert task.box_loss == flag
+        solution = task(batch)
+        boxes = batch_frame(batch).to_boxes(solution.x.to(batch.boxes.dtype))
+        expected = giou_loss(boxes, batch.target, mask, generalized=generalized)
+        assert torch.equal(task.loss(solution, batch), expected)
+        losses.append(expected)
+    assert losses[0] > losses[1]  # GIoU's hull penalty: the check tells the two apart
+    assert parse_args([]).box_loss == "giou"
+    with pytest.raises(SystemExit):
+        parse_args(["--box-loss", "l1"])

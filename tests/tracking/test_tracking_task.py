@@ -48,6 +48,20 @@ def test_giou_loss_is_zero_for_perfect_boxes_and_positive_otherwise():
     assert giou_loss(boxes + 20, boxes, mask).item() > 1.0
 
 
+def test_giou_and_iou_losses_match_hand_computed_values():
+    pred = torch.tensor([[[0.0, 0, 10, 10], [0, 0, 10, 10], [0, 0, 1, 1]]], dtype=torch.float64)
+    target = torch.tensor([[[5.0, 0, 10, 10], [20, 0, 10, 10], [50, 50, 9, 9]]],
+                          dtype=torch.float64)
+    mask = torch.tensor([[True, True, False]])  # the third frame does not count
+    # Frame 1: overlap 50, union 150, hull = union: IoU = GIoU = 1/3. Frame 2: no overlap,
+    # union 200, hull 300: IoU 0, GIoU −1/3.
+    assert giou_loss(pred, target, mask).item() == pytest.approx((2 / 3 + 4 / 3) / 2)
+    assert giou_loss(pred, target, mask, generalized=False).item() == pytest.approx(
+        (2 / 3 + 1) / 2)
+    with pytest.raises(ValueError, match="box_loss"):
+        TrackerFusionTask(num_trackers=3, box_loss="l1")  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("adjoint", [BandedImplicitAdjoint(1e-2), le.UnrolledAdjoint()])
 def test_training_steps_reduce_the_loss(adjoint: le.Adjoint):
     dm = _datamodule()
