@@ -16,6 +16,12 @@ from lightning_energy.data.tracking_synthetic import simulate_tracking
 from lightning_energy.errors import DatasetNotFoundError
 
 
+def check_tracker_dropout(tracker_dropout: float) -> None:
+    """Raise ``ValueError`` unless 0 ≤ ``tracker_dropout`` < 1 (1 would remove every tracker)."""
+    if not 0.0 <= tracker_dropout < 1.0:
+        raise ValueError(f"Expected `tracker_dropout` in [0, 1), got {tracker_dropout}.")
+
+
 def window_starts(length: int, window: int, stride: int) -> list[int]:
     """First frames of the windows covering a sequence of ``length`` frames.
 
@@ -46,8 +52,7 @@ class TrackingWindows(Dataset[TrackingSample]):
         self, data: TrackingSequences, window: int | None = None, stride: int | None = None,
         tracker_dropout: float = 0.0,
     ) -> None:
-        if not 0.0 <= tracker_dropout < 1.0:
-            raise ValueError(f"Expected `tracker_dropout` in [0, 1), got {tracker_dropout}.")
+        check_tracker_dropout(tracker_dropout)
         self.tracker_dropout = tracker_dropout
         self.samples = [
             TrackingSample.from_arrays(item.boxes, item.gt, item.sequence) for item in data
@@ -160,8 +165,7 @@ class TrackingDataModule(pl.LightningDataModule):
     ) -> None:
         super().__init__()
         self._check_arguments(window, stride, batch_size, fold, num_folds, test_sequences)
-        if not 0.0 <= tracker_dropout < 1.0:
-            raise ValueError(f"Expected `tracker_dropout` in [0, 1), got {tracker_dropout}.")
+        check_tracker_dropout(tracker_dropout)
         self.save_hyperparameters()
         self.root = root
         self.trackers = trackers

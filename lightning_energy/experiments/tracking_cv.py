@@ -45,7 +45,7 @@ from lightning_energy.baselines.tracking_selector import train_selector
 from lightning_energy.data.otb import TrackingSequences
 from lightning_energy.data.splits import kfold_sequences, train_val_split
 from lightning_energy.data.tracking_batch import collate_tracking
-from lightning_energy.data.tracking_datamodule import TrackingWindows
+from lightning_energy.data.tracking_datamodule import TrackingWindows, check_tracker_dropout
 from lightning_energy.data.tracking_synthetic import simulate_tracking
 from lightning_energy.energies.robust import Cauchy, GemanMcClure, Huber, PseudoHuber, RobustKernel
 from lightning_energy.energies.tracking import TrackFusionEnergy, default_tracker_weights
@@ -95,11 +95,11 @@ SELECTED = "learned, variant chosen on validation (per fold)"
 SELECTOR = "supervised per-frame selector (network's features, trained on train)"
 """Row of :func:`~lightning_energy.baselines.tracking_selector.train_selector` (``--selector``)."""
 
-GRID_ALPHAS: tuple[float, ...] = (1.0,)
-"""The grid's default smoothness multipliers (``--alphas`` sets others)."""
+GRID = {"temperature": (0.03, 0.1, None), "delta": (0.15, 0.4)}
+"""Grid of the hand-set energy: weight temperature (None: uniform) and kernel δ."""
 
-GRID = {"temperature": (0.03, 0.1, None), "delta": (0.15, 0.4), "alpha": GRID_ALPHAS}
-"""Grid of the hand-set energy: weight temperature (None: uniform), kernel δ, α multiplier."""
+GRID_ALPHAS: tuple[float, ...] = (1.0,)
+"""The grid's default smoothness multipliers α × (1, 10) (``--alphas`` sets others)."""
 
 KERNELS: dict[str, type[RobustKernel]] = {"cauchy": Cauchy, "geman_mcclure": GemanMcClure,
                                           "pseudo_huber": PseudoHuber, "huber": Huber}
@@ -460,19 +460,52 @@ def add_selected_row(rows: dict[str, dict], variants: Sequence[str]) -> str | No
     return chosen
 
 
+DATA_SETTINGS = ("root", "split", "folds", "seed", "top", "synthetic_sequences",
+                 "synthetic_length", "synthetic_trackers")
+"""Options that fix the data and folds: runs merge only when they agree on all of them."""
+
+TRAINING_SETTINGS = ("steps", "window", "batch_size", "val_fraction", "eval_every", "balanced",
+                     "weighted_reference", "temporal", "feature_width", "dilations", "context",
+                     "ensemble", "motion_scales", "kernels", "alphas", "box_loss",
+                     "tracker_dropout", "consensus_start")
+"""Options that change the grid-search and learned rows without changing their names: runs
+that train merge only when they agree on all of them (``--baselines-only`` runs are exempt)."""
+
+
+def check_mergeable(runs: Sequence[dict[str, Any]], paths: Sequence[str]) -> None:
+    """Raise ``ValueError`` naming the option when runs to merge differ in a setting.
+
+    Options a run's JSON lacks (written before the option existed) count as their defaults.
+    """
+    defaults = vars(parse_args([]))
+
+    def setting(run: dict[str, Any], key: str) -> Any:
+        return run["args"].get(key, defaults[key])
+
+    training = [i for i, run in enumerate(runs) if not setting(run, "baselines_only")]
+    for key in DATA_SETTINGS + TRAINING_SETTINGS:
+        group = range(len(runs)) if key in DATA_SETTINGS else training
+        values = [setting(runs[i], key) for i in group]
+        if any(value != values[0] for value in values):
+            files = [paths[i] for i in group]
+            raise ValueError(f"Cannot merge runs with different `{key}`: {values} in {files}.")
+
+
 def merge_runs(paths: Sequence[str]) -> tuple[list[dict[str, dict]], list[str], float]:
     """Per-fold union of the rows of several runs' JSON files, e.g. parallel processes.
 
-    The runs must share data, folds and seed (their common rows then agree; the timings of
-    the later file are kept). A run cut short contributes the folds it saved. Returns
+    The runs must share data, folds and seed, and the runs that train their settings too
+    (:func:`check_mergeable`); their common rows then agree (the timings of the later file are
+    kept). A run cut short contributes the folds it saved. Returns
     the folds' rows in fold order (with :data:`SELECTED` recomputed over all variants), the
     variants in order of appearance, and the summed seconds of the runs.
     """
     by_fold: dict[int, dict[str, dict]] = {}
     variants: list[str] = []
     seconds = 0.0
-    for path in paths:
-        run = json.loads(Path(path).read_text())
+    runs = [json.loads(Path(path).read_text()) for path in paths]
+    check_mergeable(runs, paths)
+    for run in runs:
         args, seconds = run["args"], seconds + run["seconds"]
         folds = args["only_folds"] if args["only_folds"] is not None else range(args["folds"])
         variants += [name for name in args["variants"] if name not in variants]
@@ -587,8 +620,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error(f"--window must be >= 0 (0: whole sequences), got {args.window}")
     if args.ensemble < 1:
         parser.error(f"--ensemble must be >= 1, got {args.ensemble}")
-    if not 0 <= args.tracker_dropout < 1:
-        parser.error(f"--tracker-dropout must be in [0, 1), got {args.tracker_dropout}")
+    try:
+        check_tracker_dropout(args.tracker_dropout)
+    except ValueError as error:
+        parser.error(f"--tracker-dropout: {error}")
     if any(not alpha > 0 for alpha in args.alphas):
         parser.error(f"--alphas must be > 0, got {args.alphas}")
     if any(not scale > 0 for scale in args.motion_scales):

@@ -54,11 +54,11 @@ def giou_loss(pred: Tensor, target: Tensor, mask: Tensor, generalized: bool = Tr
     t0, t1 = target[..., :2], target[..., :2] + target[..., 2:]
     inter = (torch.minimum(p1, t1) - torch.maximum(p0, t0)).clamp_min(0).prod(-1)
     union = pred[..., 2:].prod(-1) + target[..., 2:].prod(-1) - inter
-    giou = inter / union.clamp_min(1e-6)
+    score = inter / union.clamp_min(1e-6)
     if generalized:
         hull = (torch.maximum(p1, t1) - torch.minimum(p0, t0)).prod(-1)
-        giou = giou - (hull - union) / hull.clamp_min(1e-6)
-    loss = torch.where(mask, 1 - giou, 0.0)
+        score = score - (hull - union) / hull.clamp_min(1e-6)
+    loss = torch.where(mask, 1 - score, 0.0)
     return loss.sum() / mask.sum().clamp_min(1)
 
 

@@ -1,4 +1,6 @@
 import itertools
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -153,7 +155,7 @@ def test_grid_search_tries_every_motion_scale_kernel_family_and_alpha(
         monkeypatch: pytest.MonkeyPatch):
     from lightning_energy.energies.robust import GemanMcClure
     from lightning_energy.experiments import tracking_cv
-    from lightning_energy.experiments.tracking_cv import GRID, grid_search, make_task
+    from lightning_energy.experiments.tracking_cv import GRID, GRID_ALPHAS, grid_search, make_task
 
     tried: list[tuple[str, float | None, float]] = []
 
@@ -172,7 +174,7 @@ def test_grid_search_tries_every_motion_scale_kernel_family_and_alpha(
     assert (point["kernel"], point["motion"], point["alpha"]) in tried
     tried.clear()
     grid_search(data, bl.tracker_aucs(data))
-    assert {alpha for *_, alpha in tried} == set(GRID["alpha"])
+    assert {alpha for *_, alpha in tried} == set(GRID_ALPHAS)
     with pytest.raises(ValueError, match="kernels"):
         grid_search(data, bl.tracker_aucs(data), kernels=())
     for alphas in ((), (1.0, 0.0)):
@@ -193,7 +195,7 @@ def test_grid_search_tries_every_motion_scale_kernel_family_and_alpha(
     assert tracking_cv.parse_args(["--kernels", "huber", "cauchy"]).kernels == ["huber", "cauchy"]
     with pytest.raises(SystemExit):
         tracking_cv.parse_args(["--kernels", "tukey"])
-    assert tracking_cv.parse_args([]).alphas == list(GRID["alpha"])
+    assert tracking_cv.parse_args([]).alphas == list(GRID_ALPHAS)
     assert tracking_cv.parse_args(["--alphas", "1", "0.1"]).alphas == [1.0, 0.1]
     with pytest.raises(SystemExit):
         tracking_cv.parse_args(["--alphas", "1", "0"])
@@ -392,3 +394,26 @@ def test_box_loss_flag_reaches_the_learned_variants_loss():
     assert parse_args([]).box_loss == "giou"
     with pytest.raises(SystemExit):
         parse_args(["--box-loss", "l1"])
+
+
+def test_merge_refuses_runs_whose_settings_differ(tmp_path: Path):
+    from lightning_energy.experiments.tracking_cv import merge_runs, parse_args
+
+    def run(name: str, *argv: str) -> str:
+        args = vars(parse_args(["--variants", "learned (implicit, λ=1e-2)", *argv]))
+        if name == "old":
+            del args["box_loss"], args["alphas"]  # written before these options existed
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps({"args": args, "folds": [], "seconds": 1.0}))
+        return str(path)
+
+    base, old = run("base"), run("old")
+    assert merge_runs([base, old])[2] == 2.0  # missing options count as their defaults
+    assert merge_runs([base, run("baselines", "--baselines-only", "--steps", "7")])[2] == 2.0
+    for name, argv in {"box_loss": ["--box-loss", "iou"], "alphas": ["--alphas", "1", "0.1"],
+                       "tracker_dropout": ["--tracker-dropout", "0.2"],
+                       "seed": ["--seed", "1"]}.items():
+        with pytest.raises(ValueError, match=f"different `{name}`"):
+            merge_runs([base, run(name, *argv)])
+    with pytest.raises(ValueError, match="different `seed`"):  # data settings bind every run
+        merge_runs([base, run("baselines_seed", "--baselines-only", "--seed", "1")])
