@@ -464,12 +464,15 @@ DATA_SETTINGS = ("root", "split", "folds", "seed", "top", "synthetic_sequences",
                  "synthetic_length", "synthetic_trackers")
 """Options that fix the data and folds: runs merge only when they agree on all of them."""
 
-TRAINING_SETTINGS = ("steps", "window", "batch_size", "val_fraction", "eval_every", "balanced",
-                     "weighted_reference", "temporal", "feature_width", "dilations", "context",
-                     "ensemble", "motion_scales", "kernels", "alphas", "box_loss",
-                     "tracker_dropout", "consensus_start")
-"""Options that change the grid-search and learned rows without changing their names: runs
-that train merge only when they agree on all of them (``--baselines-only`` runs are exempt)."""
+GRID_SETTINGS = ("motion_scales", "kernels", "alphas", "consensus_start")
+"""Options that change the grid-search rows without changing their names: every run with a
+grid search (all but ``--baselines-only`` runs) must agree on them."""
+
+LEARNED_SETTINGS = ("steps", "window", "batch_size", "val_fraction", "eval_every", "balanced",
+                    "weighted_reference", "temporal", "feature_width", "dilations", "context",
+                    "ensemble", "box_loss", "tracker_dropout")
+"""Options that change the learned rows without changing their names: every run that trains
+learned variants must agree on them."""
 
 
 def check_mergeable(runs: Sequence[dict[str, Any]], paths: Sequence[str]) -> None:
@@ -482,13 +485,19 @@ def check_mergeable(runs: Sequence[dict[str, Any]], paths: Sequence[str]) -> Non
     def setting(run: dict[str, Any], key: str) -> Any:
         return run["args"].get(key, defaults[key])
 
-    training = [i for i, run in enumerate(runs) if not setting(run, "baselines_only")]
-    for key in DATA_SETTINGS + TRAINING_SETTINGS:
-        group = range(len(runs)) if key in DATA_SETTINGS else training
-        values = [setting(runs[i], key) for i in group]
-        if any(value != values[0] for value in values):
-            files = [paths[i] for i in group]
-            raise ValueError(f"Cannot merge runs with different `{key}`: {values} in {files}.")
+    groups = {
+        DATA_SETTINGS: range(len(runs)),
+        GRID_SETTINGS: [i for i, run in enumerate(runs) if not setting(run, "baselines_only")],
+        LEARNED_SETTINGS: [i for i, run in enumerate(runs) if setting(run, "variants")
+                           and not setting(run, "baselines_only")],
+    }
+    for keys, group in groups.items():
+        for key in keys:
+            values = [setting(runs[i], key) for i in group]
+            if any(value != values[0] for value in values):
+                files = [paths[i] for i in group]
+                raise ValueError(
+                    f"Cannot merge runs with different `{key}`: {values} in {files}.")
 
 
 def merge_runs(paths: Sequence[str]) -> tuple[list[dict[str, dict]], list[str], float]:

@@ -400,7 +400,8 @@ def test_merge_refuses_runs_whose_settings_differ(tmp_path: Path):
     from lightning_energy.experiments.tracking_cv import merge_runs, parse_args
 
     def run(name: str, *argv: str) -> str:
-        args = vars(parse_args(["--variants", "learned (implicit, λ=1e-2)", *argv]))
+        variants = [] if "--variants" in argv else ["--variants", "learned (implicit, λ=1e-2)"]
+        args = vars(parse_args([*variants, *argv]))
         if name == "old":
             del args["box_loss"], args["alphas"]  # written before these options existed
         path = tmp_path / f"{name}.json"
@@ -410,6 +411,10 @@ def test_merge_refuses_runs_whose_settings_differ(tmp_path: Path):
     base, old = run("base"), run("old")
     assert merge_runs([base, old])[2] == 2.0  # missing options count as their defaults
     assert merge_runs([base, run("baselines", "--baselines-only", "--steps", "7")])[2] == 2.0
+    grid_only = run("grid_only", "--variants", "--steps", "7")  # no learned rows to disagree
+    assert merge_runs([base, grid_only])[2] == 2.0
+    with pytest.raises(ValueError, match="different `kernels`"):
+        merge_runs([base, run("grid_kernels", "--variants", "--kernels", "huber")])
     for name, argv in {"box_loss": ["--box-loss", "iou"], "alphas": ["--alphas", "1", "0.1"],
                        "tracker_dropout": ["--tracker-dropout", "0.2"],
                        "seed": ["--seed", "1"]}.items():
