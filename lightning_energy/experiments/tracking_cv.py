@@ -191,6 +191,12 @@ def auc_weights(aucs: np.ndarray, temperature: float | None) -> list[float] | No
     return None if temperature is None else default_tracker_weights(list(aucs), temperature)
 
 
+def check_alphas(alphas: Sequence[float]) -> None:
+    """Raise ``ValueError`` unless ``alphas`` holds one or more multipliers > 0."""
+    if not alphas or any(not alpha > 0 for alpha in alphas):
+        raise ValueError(f"Expected `alphas`: one or more numbers > 0, got {list(alphas)}.")
+
+
 def grid_search(train: TrackingSequences, aucs: np.ndarray, weighted_start: bool = True,
                 motions: Sequence[float] = (),
                 kernels: Sequence[str] = ("cauchy",),
@@ -204,8 +210,7 @@ def grid_search(train: TrackingSequences, aucs: np.ndarray, weighted_start: bool
     """
     if not kernels:
         raise ValueError("Expected at least one kernel family in `kernels`, got none.")
-    if not alphas or any(not alpha > 0 for alpha in alphas):
-        raise ValueError(f"Expected `alphas`: one or more numbers > 0, got {list(alphas)}.")
+    check_alphas(alphas)
     best: tuple[dict[str, Any], float] = ({}, -1.0)
     grid = itertools.product(GRID["temperature"], GRID["delta"], alphas, (None, *motions))
     for kernel, (temperature, delta, alpha, motion) in itertools.product(kernels, list(grid)):
@@ -633,8 +638,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         check_tracker_dropout(args.tracker_dropout)
     except ValueError as error:
         parser.error(f"--tracker-dropout: {error}")
-    if any(not alpha > 0 for alpha in args.alphas):
-        parser.error(f"--alphas must be > 0, got {args.alphas}")
+    try:
+        check_alphas(args.alphas)
+    except ValueError as error:
+        parser.error(f"--alphas: {error}")
     if any(not scale > 0 for scale in args.motion_scales):
         parser.error(f"--motion-scales must be > 0, got {args.motion_scales}")
     if args.refit and not args.val_fraction > 0:
