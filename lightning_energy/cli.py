@@ -1,9 +1,10 @@
-"""The ``lightning-energy`` command: a thin ``LightningCLI`` plus ``bench`` benchmarks.
+"""The ``lightning-energy`` command: a thin ``LightningCLI`` plus ``cv`` and ``bench``.
 
 ``lightning-energy {fit,validate,test,predict} --config RECIPE [--config OVERLAY …]`` runs any
 ``EnergyTask`` with any ``LightningDataModule``; built-in classes may be named by their short
-name (``RobustMeanTask``), user classes by dotted path. ``lightning-energy bench adjoints …``
-prints benchmark tables.
+name (``RobustMeanTask``), user classes by dotted path. ``lightning-energy cv --config RECIPE
+--folds … --out DIR`` cross-validates a recipe with the same classes
+(:mod:`lightning_energy.crossval`); ``lightning-energy bench adjoints …`` prints benchmark tables.
 """
 
 from __future__ import annotations
@@ -19,19 +20,21 @@ from pytorch_lightning.cli import LightningCLI, SaveConfigCallback
 
 # Imported so that short class names resolve in recipes.
 import lightning_energy
-import lightning_energy.data.pose_datamodule
-import lightning_energy.data.toy
-import lightning_energy.data.tracking_datamodule
+import lightning_energy.baselines.pose
+import lightning_energy.datamodules
 import lightning_energy.energies.pose
 import lightning_energy.energies.tracking
-import lightning_energy.energies.tracking_solvers
+import lightning_energy.linalg
 import lightning_energy.networks
 import lightning_energy.networks.tracker
-import lightning_energy.tasks.pose
-import lightning_energy.tasks.toy
-import lightning_energy.tasks.tracking  # noqa: F401
-from lightning_energy.callbacks import BaselineReport, EnergyParameterMonitor, SolverDiagnostics
-from lightning_energy.callbacks.checkpoint import RunCheckpoint
+import lightning_energy.solvers
+import lightning_energy.tasks  # noqa: F401
+from lightning_energy.callbacks import (
+    BaselineReport,
+    EnergyParameterMonitor,
+    RunCheckpoint,
+    SolverDiagnostics,
+)
 from lightning_energy.errors import IncompatibleSolverError
 from lightning_energy.loggers import OfflineFirstWandbLogger
 from lightning_energy.tasks.base import EnergyTask
@@ -89,6 +92,11 @@ def main(args: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if args is None else args)
     if argv[:1] == ["bench"]:
         _bench(argv[1:])
+        return
+    if argv[:1] == ["cv"]:
+        from lightning_energy.crossval import main as cross_validate
+
+        sys.stdout.write(cross_validate(argv[1:]) + "\n")
         return
     try:
         run_cli(None if args is None else argv)

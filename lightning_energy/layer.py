@@ -30,6 +30,7 @@ def check_compatible(energy: Energy, solver: Solver, adjoint: Adjoint) -> None:
             f"{type(solver).__name__} needs a LeastSquaresEnergy (residuals), got "
             f"{type(energy).__name__}; use Newton, NewtonCG or GradientDescent instead."
         )
+    solver.check(energy)
     adjoint.check(energy, solver)
 
 

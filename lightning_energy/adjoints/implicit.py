@@ -14,6 +14,7 @@ gradient by about λ/σ_min(H) relative.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -21,9 +22,9 @@ from torch import Tensor
 from torch.func import jvp
 
 from lightning_energy.adjoints.base import Adjoint, differentiable_leaves
-from lightning_energy.adjoints.linear import conjugate_gradient, damped_cholesky_solve
 from lightning_energy.energies.base import Energy, LeastSquaresEnergy
 from lightning_energy.errors import IncompatibleSolverError
+from lightning_energy.linalg.solvers import Banded, Cholesky, ConjugateGradient, LinearSolver
 from lightning_energy.solvers.base import Solver
 from lightning_energy.solvers.problem import Problem
 from lightning_energy.solvers.solution import Solution
@@ -37,15 +38,16 @@ class ImplicitAdjoint(Adjoint):
     Args:
         damping: λ ≥ 0, or ``"auto"``: per sample λ = max(0, −μ_min(H)) + ``auto_margin``·
             max|μ(H)| with μ(H) the eigenvalues of H, so that the smallest eigenvalue of H + λI is
-            ``auto_margin`` times H's spectral radius (indefinite Hessians included). With
-            ``hessian="cg"`` the spectral radius is estimated by power iteration and λ is
-            raised tenfold for samples whose CG meets negative curvature.
-        hessian: ``"exact"`` (dense, n batched Hessian-vector products), ``"gauss_newton"``
-            (JᵀWJ of a :class:`~lightning_energy.LeastSquaresEnergy`; biased where residuals do
-            not vanish) or ``"cg"`` (matrix-free conjugate gradients on Hessian-vector products,
-            for large n).
-        cg_max_iter: CG iteration cap for ``hessian="cg"`` (default n).
-        cg_rtol: Relative residual tolerance for ``hessian="cg"``.
+            ``auto_margin`` times H's spectral radius (indefinite Hessians included). With a
+            :class:`~lightning_energy.linalg.ConjugateGradient` solver the spectral radius is
+            estimated by power iteration and λ is raised tenfold for samples whose CG meets
+            negative curvature; :class:`~lightning_energy.linalg.Banded` takes a number only.
+        hessian: ``"exact"`` (∇²ₓE) or ``"gauss_newton"`` (JᵀWJ of a
+            :class:`~lightning_energy.LeastSquaresEnergy`; biased where residuals do not vanish).
+            ``"cg"`` is shorthand for ``"exact"`` with ``linear_solver=ConjugateGradient()``.
+        linear_solver: How (H + λI) v = dL/dx* is solved: ``Cholesky()`` (dense, the default),
+            ``ConjugateGradient(max_iter, rtol)`` (matrix-free, for large n) or
+            ``Banded(dense_below)`` (for energies with ``hessian_bands``, e.g. tracker fusion).
         auto_margin: Margin of the ``"auto"`` rule.
         newton_step: Return x* − (H + λI)⁻¹∇ₓE(x*) as the forward value instead of x* itself.
 
@@ -60,8 +62,7 @@ class ImplicitAdjoint(Adjoint):
         self,
         damping: float | str = 1e-2,
         hessian: str = "exact",
-        cg_max_iter: int | None = None,
-        cg_rtol: float = 1e-10,
+        linear_solver: LinearSolver | None = None,
         auto_margin: float = 1e-3,
         newton_step: bool = False,
     ) -> None:
@@ -69,19 +70,35 @@ class ImplicitAdjoint(Adjoint):
             raise ValueError(f"Expected `hessian` to be one of {_HESSIANS}, got {hessian!r}.")
         if damping != "auto" and not (isinstance(damping, int | float) and damping >= 0):
             raise ValueError(f"Expected `damping` to be a float >= 0 or 'auto', got {damping!r}.")
-        self.damping, self.hessian = damping, hessian
-        self.cg_max_iter, self.cg_rtol = cg_max_iter, cg_rtol
+        if hessian == "cg":
+            if linear_solver is not None and not isinstance(linear_solver, ConjugateGradient):
+                raise ValueError(f"`hessian='cg'` means linear_solver=ConjugateGradient(); got "
+                                 f"`linear_solver`={linear_solver!r}.")
+            hessian, linear_solver = "exact", linear_solver or ConjugateGradient()
+        linear_solver = Cholesky() if linear_solver is None else linear_solver
+        if damping == "auto" and not linear_solver.supports_auto:
+            raise ValueError(f"Expected a float `damping` with {linear_solver!r}, got 'auto'.")
+        if hessian == "gauss_newton" and not isinstance(linear_solver, Cholesky):
+            raise ValueError(f"`hessian='gauss_newton'` needs linear_solver=Cholesky(), got "
+                             f"{linear_solver!r}.")
+        self.damping, self.hessian, self.linear_solver = damping, hessian, linear_solver
         self.auto_margin, self.newton_step = auto_margin, newton_step
 
     def __repr__(self) -> str:
-        return f"ImplicitAdjoint(damping={self.damping!r}, hessian={self.hessian!r})"
+        return (f"ImplicitAdjoint(damping={self.damping!r}, hessian={self.hessian!r}, "
+                f"linear_solver={self.linear_solver!r})")
 
     def check(self, energy: Energy, solver: Solver) -> None:  # noqa: D102
         if self.hessian == "gauss_newton" and not isinstance(energy, LeastSquaresEnergy):
             raise IncompatibleSolverError(
                 f"ImplicitAdjoint(hessian='gauss_newton') needs a LeastSquaresEnergy, got "
-                f"{type(energy).__name__}; use hessian='exact' or 'cg'."
+                f"{type(energy).__name__}; use hessian='exact'."
             )
+        if isinstance(self.linear_solver, Banded) and not callable(
+                getattr(energy, "hessian_bands", None)):
+            raise IncompatibleSolverError(
+                f"ImplicitAdjoint(linear_solver=Banded()) needs an energy with "
+                f"hessian_bands(x, inputs), got {type(energy).__name__}.")
 
     def solve(  # noqa: D102
         self, energy: Energy, solver: Solver, inputs: Any, x0: Tensor,
@@ -109,69 +126,39 @@ class ImplicitAdjoint(Adjoint):
 
     def damped_solve(
         self, problem: Problem, x: Tensor, rhs: Tensor, hessian: Tensor | None = None
-    ) -> tuple[Tensor, dict]:
+    ) -> tuple[Tensor, dict[str, Tensor]]:
         """Solve (H + λI) v = rhs at ``x`` (B, n) for the configured Hessian and damping.
 
         ``hessian`` (B, n, n), when given, is H at ``x`` (the solver's own final curvature).
         """
-        if self.hessian == "cg":
-            return self._cg_solve(problem, x, rhs)
-        if hessian is not None:
-            hess = hessian
-        elif self.hessian == "exact":
-            hess = problem.hessian(x)
-        else:
-            hess = problem.gauss_newton(x)[2]
-        lam = self._auto_dense(hess) if self.damping == "auto" else float(self.damping)
-        v, info = damped_cholesky_solve(hess, rhs, lam)
-        stats = {"damping": info.damping.mean(), "fallbacks": info.retried.sum(),
-                 "failed": info.failed.sum()}
-        return v, stats
-
-    def _auto_dense(self, hess: Tensor) -> Tensor:
-        eig = torch.linalg.eigvalsh(hess.double())
-        radius = eig.abs().amax(-1)
-        lam = torch.clamp(-eig[..., 0], min=0) + self.auto_margin * radius
-        return torch.clamp(lam, min=torch.finfo(hess.dtype).tiny).to(hess.dtype)
-
-    def _cg_solve(self, problem: Problem, x: Tensor, rhs: Tensor) -> tuple[Tensor, dict]:
-        if self.damping == "auto":
-            lam = self.auto_margin * _spectral_radius(problem, x)
-        else:
-            lam = torch.full_like(rhs[:, 0], float(self.damping))
-        retries = torch.zeros_like(lam, dtype=torch.bool)
-        hvp = problem.linearize(x)
-        for _ in range(8):
-            def damped(u: Tensor, lam: Tensor = lam) -> Tensor:
-                return hvp(u) + lam[:, None] * u
-
-            v, info = conjugate_gradient(damped, rhs, self.cg_max_iter, self.cg_rtol)
-            if self.damping != "auto" or not bool(info.negative_curvature.any()):
-                break
-            retries = retries | info.negative_curvature
-            lam = torch.where(info.negative_curvature, 10 * lam + _damping_increment(lam), lam)
-        stats = {"damping": lam.mean(), "fallbacks": retries.sum(),
-                 "failed": info.negative_curvature.sum(),
-                 "cg_iterations": info.iterations.float().mean()}
-        return v, stats
+        curvature = ProblemHessian(problem, x, self.hessian, hessian)
+        return self.linear_solver.solve(curvature, rhs, self.damping, self.auto_margin)
 
 
-def _spectral_radius(problem: Problem, x: Tensor, iterations: int = 20) -> Tensor:
-    """Power-iteration estimate of max |eigenvalue| of each H_b (B,)."""
-    gen = torch.Generator(device="cpu").manual_seed(0)
-    v = torch.randn(x.shape, generator=gen, dtype=x.dtype).to(x.device)
-    radius = torch.zeros_like(x[:, 0])
-    hvp = problem.linearize(x)
-    for _ in range(iterations):
-        v = v / torch.linalg.vector_norm(v, dim=-1, keepdim=True).clamp_min(1e-300)
-        hv = hvp(v)
-        radius = torch.linalg.vector_norm(hv, dim=-1)
-        v = hv
-    return radius
+class ProblemHessian:
+    """The :class:`~lightning_energy.linalg.Curvature` of a problem at ``x`` (B, n).
 
+    Args:
+        problem: The energy bound to its inputs.
+        x: Where H is taken.
+        kind: ``"exact"`` or ``"gauss_newton"``.
+        dense: H at ``x`` when already known (B, n, n), else None.
+    """
 
-def _damping_increment(lam: Tensor) -> Tensor:
-    return torch.finfo(lam.dtype).eps * (1 + lam)
+    def __init__(self, problem: Problem, x: Tensor, kind: str, dense: Tensor | None) -> None:
+        self.problem, self.x, self.kind, self._dense = problem, x, kind, dense
+
+    def dense(self) -> Tensor:  # noqa: D102
+        if self._dense is None:
+            self._dense = (self.problem.hessian(self.x) if self.kind == "exact"
+                           else self.problem.gauss_newton(self.x)[2])
+        return self._dense
+
+    def matvec(self) -> Callable[[Tensor], Tensor]:  # noqa: D102
+        return self.problem.linearize(self.x)
+
+    def bands(self) -> Tensor:  # noqa: D102
+        return self.problem.call("hessian_bands", self.x, self.problem.inputs)
 
 
 class _Context:

@@ -1,9 +1,14 @@
-"""Tracker-fusion baselines and per-sequence OTB scores, for the cross-validation harness.
+"""Tracker-fusion baselines a user runs against a learned fusion energy.
 
-Every baseline maps one sequence (:class:`~lightning_energy.data.otb.TrackerResults`) to fused
-pixel boxes ``(x, y, w, h)`` of shape (T, 4); :func:`score_sequences` applies the OTB protocol
-(success AUC over IoU thresholds 0:0.05:1, precision at 20 px, mean IoU; invalid ground truth
-excluded, first frame included; a missing box scores IoU 0, as ``trackers.csv`` does).
+Every baseline (a *fuser*) maps one sequence (:class:`~lightning_energy.datasets.TrackerResults`)
+to fused pixel boxes ``(x, y, w, h)`` of shape (T, 4): a single tracker, the coordinate-wise
+median or mean of all or of the top-k trackers, the tracker that agrees most with the others,
+and two hindsight oracles (best tracker per sequence, per frame). :func:`score_sequences`
+applies the OTB protocol (:func:`~lightning_energy.metrics.sequences.sequence_scores`: success
+AUC over IoU thresholds 0:0.05:1, precision at 20 px, mean IoU; invalid ground truth excluded,
+first frame included; a missing box scores IoU 0, as ``trackers.csv`` does). During
+``trainer.test`` the :class:`~lightning_energy.callbacks.TrackerBaselines` callback scores them
+on the same test sequences as the learned energy.
 """
 
 from __future__ import annotations
@@ -14,36 +19,24 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lightning_energy.data.otb import TrackerResults, TrackingSequences
-from lightning_energy.data.tracking_batch import TrackingBatch, TrackingSample, collate_tracking
+from lightning_energy.datasets.otb import TrackerResults, TrackingSequences
+from lightning_energy.datasets.tracking_batch import TrackingBatch, TrackingSample, collate_tracking
 from lightning_energy.energies.tracking import consensus_boxes
 from lightning_energy.errors import ShapeError
-from lightning_energy.metrics._boxes import _box_iou
-from lightning_energy.metrics.functional import mean_iou, precision_at_pixels, success_auc
+from lightning_energy.metrics.functional import box_iou
+from lightning_energy.metrics.sequences import mean_scores, sequence_scores
 
 Fuser = Callable[[TrackerResults], Tensor]
 """A baseline: one sequence → fused boxes (T, 4)."""
 
-METRICS = ("success_auc", "precision_20px", "mean_iou")
-
-
-def _gt(item: TrackerResults) -> Tensor:
-    gt = torch.from_numpy(np.nan_to_num(item.gt, nan=0.0))
-    return gt.to(torch.float64)
-
-
-def sequence_scores(pred: Tensor, item: TrackerResults) -> dict[str, float]:
-    """OTB scores of one sequence's boxes ``pred`` (T, 4) (NaN rows score IoU 0)."""
-    pred, gt = pred.to(torch.float64), _gt(item)
-    return {"success_auc": float(success_auc(pred, gt)),
-            "precision_20px": float(precision_at_pixels(pred, gt)),
-            "mean_iou": float(mean_iou(pred, gt))}
+def ground_truth(item: TrackerResults) -> Tensor:
+    """The sequence's ground-truth boxes (T, 4), float64 (NaN rows kept: they are not scored)."""
+    return torch.from_numpy(item.gt).to(torch.float64)
 
 
 def score_sequences(fuser: Fuser, data: TrackingSequences) -> dict[str, float]:
     """Sequence-averaged OTB scores of a baseline over every sequence of ``data``."""
-    rows = [sequence_scores(fuser(item), item) for item in data]
-    return {name: float(np.mean([r[name] for r in rows])) for name in METRICS}
+    return mean_scores(sequence_scores(fuser(item), ground_truth(item)) for item in data)
 
 
 def tracker_aucs(data: TrackingSequences) -> np.ndarray:
@@ -107,7 +100,7 @@ def oracle(item: TrackerResults) -> Tensor:
     """Per frame, the box of the tracker with the highest IoU with the ground truth (hindsight)."""
     boxes, valid = _as_batch(item)
     p = boxes[0]
-    iou = torch.where(valid[0], _box_iou(p, _gt(item)[:, None]), -1.0)
+    iou = torch.where(valid[0], box_iou(p, ground_truth(item)[:, None].expand_as(p)), -1.0)
     best = iou.argmax(-1)
     return p[torch.arange(p.shape[0]), best]
 
@@ -118,7 +111,7 @@ def sequence_oracle(item: TrackerResults) -> Tensor:
     The upper bound of any method that picks a single tracker per sequence, e.g. from how much
     the trackers agree; compare with the per-frame :func:`oracle`.
     """
-    aucs = [sequence_scores(single_tracker(k)(item), item)["success_auc"]
+    aucs = [sequence_scores(single_tracker(k)(item), ground_truth(item))["success_auc"]
             for k in range(item.boxes.shape[1])]
     return single_tracker(int(np.argmax(aucs)))(item)
 
@@ -147,7 +140,8 @@ def agreement_selected(trust: np.ndarray | None = None) -> Fuser:
                              f"sequence {item.sequence!r}, got shape {np.shape(trust)}.")
         w = torch.ones(k, dtype=torch.float64) if trust is None else torch.as_tensor(
             trust, dtype=torch.float64)
-        mean_iou = _box_iou(boxes[:, :, None], boxes[:, None, :]).mean(0).fill_diagonal_(0.0)
+        pair = box_iou(*torch.broadcast_tensors(boxes[:, :, None], boxes[:, None, :]))
+        mean_iou = pair.mean(0).fill_diagonal_(0.0)
         others = (w.sum() - w).clamp_min(1e-12)
         score = w * (mean_iou * w).sum(-1) / others
         return single_tracker(int(score.argmax()))(item)
@@ -161,5 +155,5 @@ def top_k(aucs: np.ndarray, k: int) -> list[int]:
 
 
 def batch_of(item: TrackerResults) -> TrackingBatch:
-    """A whole sequence as a one-sample :class:`~lightning_energy.data.TrackingBatch`."""
+    """A whole sequence as a one-sample :class:`~lightning_energy.datasets.TrackingBatch`."""
     return collate_tracking([TrackingSample.from_arrays(item.boxes, item.gt, item.sequence)])

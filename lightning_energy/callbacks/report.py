@@ -12,10 +12,13 @@ from torch import Tensor
 
 
 class BaselineReport(Callback):
-    """Evaluate the task's ``baseline_errors`` on the validation set before and after ``fit``.
+    """Evaluate the task's ``baseline_errors`` on the validation set before and after training.
 
-    Prints (rank 0) a table with the untrained energy, the trained energy and every baseline the
-    task reports, and logs the final values as ``report/{name}``. The trainer's
+    "Before" is measured when training starts, after every ``on_fit_start`` and
+    :class:`~lightning_energy.callbacks.InitStep` has set the starting point, so the gain shown
+    is what training did, not what the start did. Prints (rank 0) a table with the energy at
+    the start of this fit, the trained energy and every baseline the task reports, and logs the
+    final values as ``report/{name}``. The trainer's
     ``limit_val_batches`` applies; the batches are shared out over the processes and the means
     reduced over all of them.
     """
@@ -25,7 +28,7 @@ class BaselineReport(Callback):
         self.before: dict[str, float] = {}
         self.after: dict[str, float] = {}
 
-    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:  # noqa: D102
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:  # noqa: D102
         self.before = self.evaluate(trainer, pl_module)
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:  # noqa: D102
@@ -39,7 +42,7 @@ class BaselineReport(Callback):
 
     def format(self) -> str:
         """The comparison as text."""
-        rows = [("energy, untrained", self.before.get("energy", float("nan"))),
+        rows = [("energy, start of training", self.before.get("energy", float("nan"))),
                 ("energy, trained", self.after.get("energy", float("nan")))]
         rows += [(k, v) for k, v in self.after.items() if k != "energy"]
         width = max(len(name) for name, _ in rows)

@@ -27,15 +27,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from torch import Tensor, nn
 
-from lightning_energy.data.pose_batch import PoseBatch
-from lightning_energy.data.pose_synthetic import tiny_pose_model
-from lightning_energy.data.ppca import PPCAModel, load_ppca
 from lightning_energy.energies.base import LeastSquaresEnergy
 from lightning_energy.energies.cameras import pixels_to_normalised
+from lightning_energy.energies.ppca import PPCAModel, load_ppca, tiny_pose_model
 from lightning_energy.energies.robust import PseudoHuber
 from lightning_energy.energies.triangulation import triangulate_dlt
 from lightning_energy.errors import expect_shape
@@ -108,7 +107,7 @@ class MultiViewPoseEnergy(LeastSquaresEnergy):
     """Robust multi-view reprojection energy of a PPCA mixture pose (see the module docstring).
 
     The PPCA model comes from ``ppca_root`` (the authors' ``model_parameters.h5``) or, with
-    ``ppca_root=None``, from :func:`~lightning_energy.data.pose_synthetic.tiny_pose_model`;
+    ``ppca_root=None``, from :func:`~lightning_energy.energies.ppca.tiny_pose_model`;
     :meth:`set_model` replaces it (re-fitted or the authors' trained model).
 
     Args:
@@ -360,7 +359,31 @@ def yaw_offsets(num_bases: int, yaws: Sequence[float]) -> Tensor:
     return offsets
 
 
-def pose_energy_inputs(batch: PoseBatch, num_components: int) -> PoseEnergyInputs:
+class CalibratedDetections(Protocol):
+    """What :func:`pose_energy_inputs` reads (:class:`~lightning_energy.datasets.PoseBatch` has it).
+
+    Attributes:
+        joints2d: (B, C, J, 2) pixel detections (any value where not visible).
+        visible: (B, C, J) bool visibility.
+        R: (B, C, 3, 3) world→camera rotations.
+        T: (B, C, 3) camera centres, mm.
+        f: (B, C, 2) focal lengths, px.
+        c: (B, C, 2) principal points, px.
+        k: (B, C, 3) radial distortion.
+        p: (B, C, 2) tangential distortion.
+    """
+
+    joints2d: Tensor
+    visible: Tensor
+    R: Tensor
+    T: Tensor
+    f: Tensor
+    c: Tensor
+    k: Tensor
+    p: Tensor
+
+
+def pose_energy_inputs(batch: CalibratedDetections, num_components: int) -> PoseEnergyInputs:
     """Energy inputs for every frame × component: B·M problems, frame-major.
 
     Problem ``b·M + m`` is frame b with component m. Detections are undistorted here, once.
@@ -371,7 +394,7 @@ def pose_energy_inputs(batch: PoseBatch, num_components: int) -> PoseEnergyInput
     """
     xy = pixels_to_normalised(batch.joints2d, batch.f, batch.c, batch.k, batch.p)
     xy = torch.where(batch.visible.unsqueeze(-1), xy, torch.zeros_like(xy))
-    b, m = len(batch), num_components
+    b, m = batch.joints2d.shape[0], num_components
     component = torch.eye(m, dtype=torch.bool, device=xy.device).repeat(b, 1)
     def rep(t: Tensor) -> Tensor:
         return t.repeat_interleave(m, dim=0)

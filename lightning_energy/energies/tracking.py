@@ -12,14 +12,13 @@ already. With e_tk = a_t ⊙ (x_t − y_tk)::
 with wₜₖ = mₜₖ exp(b_k + ℓₜₖ) (mask m, per-tracker base log-weight b, per-frame log-weight ℓ from
 the tracker-feature network), α, β per coordinate group (centre, size), a robust kernel ρ_δ with
 learnable δ, and a tiny prior ε towards the consensus r (keeps frames with no tracker well posed).
-With a ``motion_kernel`` ψ_γ the two smoothness terms become robust too, per coordinate:
-½ Σₜ α ⊙ ψ_γ(‖a_t (x_t − x_{t−1})‖²) and likewise for β: with a Cauchy ψ_γ the cost of fast motion
-(camera shake, jumps) grows logarithmically instead of quadratically, so it is not smoothed away.
+(Robust smoothness terms were tried and measured no gain: docs/notes/tracking-rounds.md, round 4.)
 
 The four coordinates decouple and each one's Hessian (and IRLS matrix) is pentadiagonal in t
 (block-tridiagonal with the first-order term only); :meth:`TrackFusionEnergy.normal_bands` and
-:meth:`TrackFusionEnergy.hessian_bands` return the bands, which the solver and adjoint of
-:mod:`lightning_energy.energies.tracking_solvers` exploit.
+:meth:`TrackFusionEnergy.hessian_bands` return the bands, which
+:class:`~lightning_energy.solvers.BandedIRLS` and ``ImplicitAdjoint(linear_solver=Banded())``
+exploit.
 """
 
 from __future__ import annotations
@@ -181,8 +180,6 @@ class TrackFusionEnergy(LeastSquaresEnergy):
         learn_smoothness: Learn α and β (and δ when the kernel is learnable).
         learn_tracker_weights: Learn the per-tracker base weights.
         weighted_start: Start the solver at the w-weighted median instead of the consensus.
-        motion_kernel: Robust kernel ψ_γ on the normalised first- and second-order differences
-            (None: quadratic smoothness); its scale is learned with α and β when learnable.
 
     Example:
         >>> import torch
@@ -206,7 +203,6 @@ class TrackFusionEnergy(LeastSquaresEnergy):
         learn_smoothness: bool = True,
         learn_tracker_weights: bool = True,
         weighted_start: bool = True,
-        motion_kernel: RobustKernel | None = None,
     ) -> None:
         super().__init__(None)
         if num_trackers < 1:
@@ -231,9 +227,6 @@ class TrackFusionEnergy(LeastSquaresEnergy):
             self.robust.log_scale.requires_grad_(learn_smoothness)
         self.log_tracker_weight.requires_grad_(learn_tracker_weights)
         self.weighted_start = weighted_start
-        self.motion = motion_kernel
-        if motion_kernel is not None and isinstance(motion_kernel.log_scale, nn.Parameter):
-            motion_kernel.log_scale.requires_grad_(learn_smoothness)
 
     def initial_solution(self, inputs: TrackFusionInputs) -> Tensor:
         """Starting point (B, T, 4): the weighted median, or the plain consensus.
@@ -273,8 +266,8 @@ class TrackFusionEnergy(LeastSquaresEnergy):
         data = err * torch.sqrt(self.robust_ratio(err**2)) * self.tracker_weights(inputs)[..., None]
         alpha, beta = _group(self.log_alpha.exp()), _group(self.log_beta.exp())
         first, second = self._differences(x, scale)
-        first = first * torch.sqrt(alpha * self._motion_ratio(first**2))
-        second = second * torch.sqrt(beta * self._motion_ratio(second**2))
+        first = first * torch.sqrt(alpha)
+        second = second * torch.sqrt(beta)
         prior = (x - inputs.reference) * scale * self.prior.sqrt()
         parts = [data, first, second, prior]
         return torch.cat([p.reshape(x.shape[0], -1) for p in parts], -1)
@@ -286,35 +279,12 @@ class TrackFusionEnergy(LeastSquaresEnergy):
         second = (x[:, 2:] - 2 * x[:, 1:-1] + x[:, :-2]) * scale[:, 1:-1]
         return first, second
 
-    def _motion_ratio(self, squared: Tensor) -> Tensor:
-        """ψ_γ(s)/s of the motion kernel (1 for quadratic smoothness)."""
-        if self.motion is None:
-            return torch.ones_like(squared)
-        s = squared.clamp_min(_TINY)
-        return self.motion(s) / s
-
-    def _smoothness_curvature(self, x: Tensor, inputs: TrackFusionInputs,
-                              second_order_only: bool = False) -> tuple[Tensor, Tensor]:
-        """Per-pair (B, T−1, 4) and per-triple (B, T−2, 4) curvature of the smoothness terms.
-
-        α a² ψ'(s) for the IRLS system (likewise β for second differences). The exact second
-        derivative of ½ α ψ(a² d²) in the difference d is α a² (ψ'(s) + 2s ψ''(s));
-        ``second_order_only`` returns its α a² 2s ψ''(s) part, which the exact Hessian adds to
-        the IRLS bands (zero for quadratic smoothness).
-        """
+    @staticmethod
+    def _smoothness_curvature(inputs: TrackFusionInputs, alpha: Tensor,
+                              beta: Tensor) -> tuple[Tensor, Tensor]:
+        """Per-pair (B, T−1, 4) and per-triple (B, T−2, 4) curvatures α a² and β a²."""
         a2 = inputs.scale**2
-        c1 = _group(self.log_alpha.exp()) * a2[:, 1:]
-        c2 = _group(self.log_beta.exp()) * a2[:, 1:-1]
-        if self.motion is None:
-            return (c1 * 0, c2 * 0) if second_order_only else (c1, c2)
-        factors = []
-        for diff in self._differences(x, inputs.scale):
-            s = diff**2
-            if second_order_only:
-                factors.append(2 * s * jvp(self.motion.weight, (s,), (torch.ones_like(s),))[1])
-            else:
-                factors.append(self.motion.weight(s))
-        return c1 * factors[0], c2 * factors[1]
+        return _group(alpha) * a2[:, 1:], _group(beta) * a2[:, 1:-1]
 
     @staticmethod
     def _smoothness_bands(c1: Tensor, c2: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -351,11 +321,11 @@ class TrackFusionEnergy(LeastSquaresEnergy):
         prior = self.prior * a2
         diag = w.sum(2) + prior
         rhs = (w * inputs.obs).sum(2) + prior * inputs.reference
-        d0, d1, d2 = self._smoothness_bands(*self._smoothness_curvature(x, inputs))
+        d0, d1, d2 = self._smoothness_bands(*self._smoothness_curvature(
+            inputs, self.log_alpha.exp(), self.log_beta.exp()))
         d0 = d0 + diag
         bands = torch.stack([d0, d1, d2], 1).permute(0, 3, 1, 2)  # (B, 4, 3, T)
         return bands, rhs.permute(0, 2, 1)
-
 
     def hessian_bands(self, x: Tensor, inputs: TrackFusionInputs) -> Tensor:
         """Exact Hessian ∇²ₓE at ``x`` (B, T, 4) as bands (B, 4, 3, T) (see :meth:`normal_bands`).
@@ -371,13 +341,8 @@ class TrackFusionEnergy(LeastSquaresEnergy):
         rho2 = jvp(self.robust.weight, (s,), (torch.ones_like(s),))[1]
         w = self.tracker_weights(inputs)[..., None] ** 2 * inputs.scale[:, :, None] ** 2
         correction = (w * 2 * s * rho2).sum(2).permute(0, 2, 1)  # (B, 4, T)
-        bands = torch.cat([bands[:, :, :1] + correction[:, :, None], bands[:, :, 1:]], 2)
-        if self.motion is None:
-            return bands
-        # The IRLS bands hold α a² ψ'; the exact curvature adds the 2sψ'' part of each term.
-        extra = self._smoothness_bands(*self._smoothness_curvature(x, inputs,
-                                                                   second_order_only=True))
-        return bands + torch.stack(extra, 1).permute(0, 3, 1, 2)
+        return torch.cat([bands[:, :, :1] + correction[:, :, None], bands[:, :, 1:]], 2)
+
 
 def default_tracker_weights(aucs: list[float], temperature: float = 0.05) -> list[float]:
     """Hand-set per-tracker weights from training success AUCs: exp((AUC − max)/temperature)."""

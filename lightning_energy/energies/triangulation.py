@@ -49,7 +49,7 @@ def triangulate_dlt(
         (B, J, 3) world points, mm; NaN for joints visible in fewer than 2 views.
 
     Example:
-        >>> from lightning_energy.data.pose_synthetic import generate_synthetic_poses
+        >>> from lightning_energy.datasets.pose_synthetic import generate_synthetic_poses
         >>> batch = generate_synthetic_poses(4, seed=0, noise_px=0.0).to_batch(dtype=torch.float64)
         >>> X = triangulate_dlt(batch.joints2d, batch.visible, batch.R, batch.T, batch.f,
         ...     batch.c, batch.k, batch.p)

@@ -86,8 +86,11 @@ def mpjpe(
     return (total / count).to(pred.dtype)
 
 
-def _similarity_align(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+def similarity_align(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
     """Batched weighted Umeyama: the similarity transform of ``pred`` closest to ``target``.
+
+    The alignment behind :func:`pa_mpjpe` (rotation with reflection correction, uniform scale,
+    translation), for diagnostics that need the aligned poses themselves.
 
     Args:
         pred: (B, J, 3) float64.
@@ -118,7 +121,7 @@ def _pa_mpjpe_update(
     """Sum of Procrustes-aligned joint errors (float64) and number of joints counted (int64)."""
     mask = _check_joints(pred, target, joint_mask)
     target = target.double()
-    aligned = _similarity_align(pred.double(), target, mask)
+    aligned = similarity_align(pred.double(), target, mask)
     diff = torch.where(mask[..., None], aligned - target, 0)
     return torch.linalg.vector_norm(diff, dim=-1).sum(), mask.sum()
 
@@ -162,6 +165,22 @@ def _tracking_metric(
 ) -> Tensor:
     stats = _sequence_update(scores, _frame_mask(target, valid, skip_first))
     return _sequence_compute(*stats, average=average)
+
+
+def box_iou(pred: Tensor, target: Tensor) -> Tensor:
+    """Element-wise IoU of boxes ``(x, y, w, h)`` of the same shape (…, 4).
+
+    Continuous areas; a non-finite (missing) ``pred`` box scores 0.
+
+    Example:
+        >>> import torch
+        >>> box_iou(torch.tensor([0.0, 0.0, 2.0, 2.0]), torch.tensor([1.0, 0.0, 2.0, 2.0]))
+        tensor(0.3333)
+    """
+    _check_same_shape("pred", pred, "target", target)
+    if pred.shape[-1:] != (4,):
+        raise ShapeError(f"Expected `pred` of shape (..., 4), got {describe(pred)}.")
+    return _box_iou(pred, target)
 
 
 def success_auc(

@@ -127,33 +127,6 @@ class TemporalMixer(nn.Module):
         return flat.reshape(b, k, h, t).permute(0, 3, 1, 2)
 
 
-class ContextPool(nn.Module):
-    """Adds to each (frame, tracker) what the track as a whole and the frame as a whole look like.
-
-    Masked means of the hidden features over T (per tracker: how this tracker behaves over the
-    window or sequence) and over K (per frame: what the other trackers report now) are mixed
-    back in by a residual linear layer. Without it the network sees each tracker alone, apart
-    from the hand-made agreement features, and only ±(receptive field) frames of it. The means
-    are over the input given: a training window, but the whole sequence at inference.
-
-    Args:
-        hidden: Channel width H.
-    """
-
-    def __init__(self, hidden: int) -> None:
-        super().__init__()
-        self.mix = nn.Linear(2 * hidden, hidden)
-
-    def forward(self, hidden: Tensor, mask: Tensor) -> Tensor:
-        """Hidden features (B, T, K, H) and validity (B, T, K) → features of the same shape."""
-        m = mask[..., None].to(hidden.dtype)
-        masked = hidden * m
-        over_time = masked.sum(1, keepdim=True) / m.sum(1, keepdim=True).clamp_min(1.0)
-        over_trackers = masked.sum(2, keepdim=True) / m.sum(2, keepdim=True).clamp_min(1.0)
-        pooled = torch.cat([over_time.expand_as(hidden), over_trackers.expand_as(hidden)], -1)
-        return hidden + F.silu(self.mix(pooled))
-
-
 class TrackerFeatureNet(nn.Module):
     """Features of :func:`tracker_features` + a tracker-identity embedding → log-weights ℓ.
 
@@ -175,8 +148,6 @@ class TrackerFeatureNet(nn.Module):
         temporal: Kernel size of the temporal convolutions (0: per-frame MLP only).
         dilations: One residual temporal convolution per dilation (with ``temporal`` > 0); the
             receptive field is 1 + (``temporal`` − 1)·Σ ``dilations`` frames.
-        context: Add a :class:`ContextPool` after the temporal convolutions (pooling over the
-            whole input: a training window, or the whole sequence at inference).
 
     Example:
         >>> import torch
@@ -193,8 +164,7 @@ class TrackerFeatureNet(nn.Module):
 
     def __init__(self, num_trackers: int, embedding: int = 4, hidden: int = 32,
                  bound: float = 4.0, width: int = 9, weighted_reference: bool = False,
-                 temporal: int = 0, dilations: tuple[int, ...] = DILATIONS,
-                 context: bool = False) -> None:
+                 temporal: int = 0, dilations: tuple[int, ...] = DILATIONS) -> None:
         super().__init__()
         if num_trackers < 1 or embedding < 0 or hidden < 1 or bound <= 0 or temporal < 0:
             raise ValueError(f"Expected num_trackers, hidden >= 1, embedding, temporal >= 0, "
@@ -209,7 +179,6 @@ class TrackerFeatureNet(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(NUM_FEATURES + embedding, hidden), nn.SiLU(),
                                  nn.Linear(hidden, hidden), nn.SiLU(), last)
         self.temporal = TemporalMixer(hidden, temporal, tuple(dilations)) if temporal else None
-        self.context = ContextPool(hidden) if context else None
 
     def forward(self, inputs: TrackFusionInputs, trust: Tensor | None = None) -> Tensor:
         """Log-weight offsets ℓ (B, T, K) for fusion inputs with K = ``num_trackers``.
@@ -232,7 +201,5 @@ class TrackerFeatureNet(nn.Module):
         hidden = self.mlp[:2](feats)
         if self.temporal is not None:
             hidden = self.temporal(hidden)
-        if self.context is not None:
-            hidden = self.context(hidden, inputs.mask)
         raw = self.mlp[2:](hidden).squeeze(-1)
         return self.bound * torch.tanh(raw / self.bound)

@@ -1,5 +1,6 @@
 """Batched inner solvers (run without autograd) and their result type."""
 
+from lightning_energy.solvers.banded_irls import BandedEnergy, BandedIRLS
 from lightning_energy.solvers.base import Solver, SolverState
 from lightning_energy.solvers.gauss_newton import GaussNewton, LevenbergMarquardt
 from lightning_energy.solvers.gradient_descent import GradientDescent
@@ -10,6 +11,7 @@ from lightning_energy.solvers.problem import Problem
 from lightning_energy.solvers.solution import Solution, SolverStatus
 
 __all__ = [
-    "GaussNewton", "GradientDescent", "LevenbergMarquardt", "MultiStart", "Newton", "NewtonCG",
-    "Problem", "Solution", "Solver", "SolverState", "SolverStatus",
+    "BandedEnergy", "BandedIRLS", "GaussNewton", "GradientDescent", "LevenbergMarquardt",
+    "MultiStart", "Newton", "NewtonCG", "Problem", "Solution", "Solver", "SolverState",
+    "SolverStatus",
 ]

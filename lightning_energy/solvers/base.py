@@ -132,6 +132,9 @@ class Solver(ABC):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(max_steps={self.max_steps}, tol={self.tol})"
 
+    def check(self, energy: Any) -> None:  # noqa: B027
+        """Raise ``IncompatibleSolverError`` if this solver cannot minimise ``energy``."""
+
     @abstractmethod
     def init(self, problem: Problem, x: Tensor) -> SolverState:
         """The state at the starting point ``x`` (B, n)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from lightning_energy.adjoints.linear import conjugate_gradient
+from lightning_energy.linalg.cg import conjugate_gradient
 from lightning_energy.solvers.base import Solver, SolverState
 from lightning_energy.solvers.problem import Problem
 from lightning_energy.solvers.trust_region import gain_ratio_update

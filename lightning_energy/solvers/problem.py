@@ -172,14 +172,20 @@ class Problem:
         grad, hess = _forward_columns(gradient, x)
         return self.value(x), grad, hess
 
-    def _call_method(self, method: str, *args: Any) -> Tensor:
+    def call(self, method: str, *args: Any) -> Any:
+        """``energy.<method>(*args)`` with this problem's (detached, cast) parameters.
+
+        For energy methods beyond ``forward`` that a solver needs (``residuals``, the robust
+        kernel's ``rho``/``weights``, a banded energy's ``normal_bands``); ``args`` usually end
+        with ``self.inputs``.
+        """
         view = _MethodView(self.energy, method)
         params = {f"energy.{k}": v for k, v in self.params.items()}
         return functional_call(view, params, args)
 
     def residuals(self, x: Tensor) -> Tensor:
         """Residuals (B, m) of a :class:`LeastSquaresEnergy`."""
-        return self._call_method("residuals", self._unflatten(x), self.inputs)
+        return self.call("residuals", self._unflatten(x), self.inputs)
 
     def jacobian(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Residuals (B, m) and their Jacobians (B, m, n), batched over the B problems.
@@ -222,7 +228,7 @@ class Problem:
     def _closed_form_jacobian(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """The energy's own :meth:`~LeastSquaresEnergy.residuals_and_jacobian`, flattened."""
         with torch.set_grad_enabled(self._records(x)):
-            r, jac = self._call_method("residuals_and_jacobian", self._unflatten(x), self.inputs)
+            r, jac = self.call("residuals_and_jacobian", self._unflatten(x), self.inputs)
         expected = (x.shape[0], r.shape[-1], x.shape[1])
         if tuple(r.shape) != expected[:2] or tuple(jac.shape) != expected:
             raise ShapeError(
@@ -247,8 +253,8 @@ class Problem:
         """
         r, jac = self.jacobian(x)
         squared = r**2
-        value = 0.5 * self._call_method("rho", squared).sum(-1)
-        w = self._call_method("weights", squared)
+        value = 0.5 * self.call("rho", squared).sum(-1)
+        w = self.call("weights", squared)
         grad = torch.einsum("bmn,bm->bn", jac, w * r)
         hess = torch.einsum("bmi,bm,bmj->bij", jac, w, jac)
         return value, grad, hess

@@ -14,7 +14,7 @@ from abc import abstractmethod
 import torch
 from torch import Tensor
 
-from lightning_energy.adjoints.linear import try_cholesky_solve
+from lightning_energy.linalg.dense import try_cholesky_solve
 from lightning_energy.solvers.base import Solver, SolverState
 from lightning_energy.solvers.problem import Problem
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import pytorch_lightning as pl
 import torch
@@ -22,16 +22,18 @@ class EnergyTask(pl.LightningModule, ABC):
     """Backbone (optional) → energy inputs → :class:`EnergyLayer` → loss, for fit/validate/test.
 
     Subclasses implement :meth:`energy_inputs` and :meth:`loss`; optionally
-    :meth:`initial_solution`, :meth:`build_metrics` with :meth:`metric_inputs`, and
-    :meth:`baseline_errors`. One shared step serves training, validation and testing; everything
-    is logged as ``"{stage}/{name}"``.
+    :meth:`initial_solution`, :meth:`build_metrics` with :meth:`metric_inputs`,
+    :meth:`baseline_errors` (end-of-run reports) and :meth:`baseline_metrics` (logged beside
+    every test). One shared step serves training, validation and testing; everything is logged
+    as ``"{stage}/{name}"``.
 
     Args:
         layer: The differentiable argmin; its energy's parameters are the energy parameters θ.
         backbone: Optional network producing (part of) the energy inputs; named ``backbone`` so
             that Lightning's ``BackboneFinetuning`` callback works as is.
         optimizer: Optimizer factory called with two parameter groups (energy, backbone).
-        scheduler: Optional learning-rate scheduler factory.
+        scheduler: Optional learning-rate scheduler factory (e.g. ``CosineAnnealingLR``).
+        scheduler_interval: Step the scheduler every ``"epoch"`` or every optimizer ``"step"``.
         energy_lr: Learning rate of the energy parameters.
         backbone_lr: Learning rate of the backbone (default: ``energy_lr``).
         freeze_backbone: Keep the backbone fixed (no gradients, eval mode).
@@ -46,9 +48,14 @@ class EnergyTask(pl.LightningModule, ABC):
         energy_lr: float = 1e-2,
         backbone_lr: float | None = None,
         freeze_backbone: bool = False,
+        scheduler_interval: Literal["epoch", "step"] = "epoch",
     ) -> None:
         super().__init__()
         check_learning_rates(energy_lr=energy_lr, backbone_lr=backbone_lr)
+        if scheduler_interval not in ("epoch", "step"):
+            raise ValueError(f"Expected `scheduler_interval` 'epoch' or 'step', got "
+                             f"{scheduler_interval!r}.")
+        self.scheduler_interval = scheduler_interval
         self.layer = layer
         self.backbone = backbone
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
@@ -108,6 +115,14 @@ class EnergyTask(pl.LightningModule, ABC):
         """
         return {}
 
+    def baseline_metrics(self, solution: Solution, batch: Any) -> dict[str, Tensor]:
+        """Per-sample metrics (B,) of baselines, logged as ``test/baseline/{key}`` (batch means).
+
+        Keys read ``"{baseline}/{metric}"``, e.g. ``"DLT triangulation/mpjpe"``, so a results
+        table can put each baseline on its own row beside the energy. Default: none.
+        """
+        return {}
+
     def batch_size(self, batch: Any) -> int:
         """Number of samples in a batch, for logging weights.
 
@@ -136,6 +151,10 @@ class EnergyTask(pl.LightningModule, ABC):
             collection = cast(MetricCollection, self.metrics[metrics_key(stage)])
             collection.update(*self.metric_inputs(solution, batch))
             self.log_dict(collection, batch_size=size, on_step=False, on_epoch=True)
+        if stage == "test":
+            for key, values in self.baseline_metrics(solution, batch).items():
+                self.log(f"test/baseline/{key}", values.double().mean(), batch_size=size,
+                         on_step=False, on_epoch=True, sync_dist=True)
         return {"loss": loss, "solution": detach_solution(solution)}
 
     def training_step(self, batch: Any, batch_idx: int) -> dict[str, Any]:  # noqa: D102
@@ -169,7 +188,8 @@ class EnergyTask(pl.LightningModule, ABC):
         optimizer = self.optimizer_factory(self.parameter_groups())
         if self.scheduler_factory is None:
             return optimizer
-        return {"optimizer": optimizer, "lr_scheduler": self.scheduler_factory(optimizer)}
+        return {"optimizer": optimizer, "lr_scheduler": {
+            "scheduler": self.scheduler_factory(optimizer), "interval": self.scheduler_interval}}
 
 
 def check_learning_rates(**rates: float | None) -> None:

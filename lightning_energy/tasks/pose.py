@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
@@ -13,17 +13,21 @@ from torchmetrics import MetricCollection
 
 from lightning_energy.adjoints.base import Adjoint
 from lightning_energy.adjoints.implicit import ImplicitAdjoint
-from lightning_energy.data.pose_batch import UNDETECTED_JOINT, PoseBatch
+from lightning_energy.datasets.pose_batch import UNDETECTED_JOINT, PoseBatch
 from lightning_energy.energies.pose import MultiViewPoseEnergy, pose_energy_inputs, yaw_offsets
 from lightning_energy.energies.triangulation import triangulate_dlt
 from lightning_energy.layer import EnergyLayer
-from lightning_energy.metrics.functional import mpjpe
+from lightning_energy.metrics.functional import mpjpe, similarity_align
 from lightning_energy.metrics.pose import MPJPE, PAMPJPE
 from lightning_energy.solvers.base import Solver
 from lightning_energy.solvers.gauss_newton import LevenbergMarquardt
 from lightning_energy.solvers.multistart import MultiStart
 from lightning_energy.solvers.solution import Solution
 from lightning_energy.tasks.base import EnergyTask, check_learning_rates
+
+#: Problems (frames × components) per solve chunk on a CPU: the 1,024-frame, 3-component solve
+#: took 6.4 s in chunks of 384 against 11.2 s at once (docs/benchmarks.md); a GPU solves at once.
+CPU_CHUNK_SIZE = 384
 
 #: Parameters of the PPCA shape model (mean, bases, log std) within the pose energy.
 SHAPE_PARAMETERS = ("mean", "bases", "log_std")
@@ -112,9 +116,6 @@ class MultiViewPoseTask(EnergyTask):
         solver: Inner solver (default Levenberg–Marquardt, float64, 30 steps).
         adjoint: Backward rule (default trust-region implicit, exact Hessian, λ = 1e-2).
         yaw_starts: Yaw offsets (radians) added to the triangulated yaw, one start each.
-        alternate: Optional cycle of parameter-name groups (e.g. ``[["mean", "bases"],
-            ["log_weights"]]``): step k updates only the k-th group (mod the cycle). ``None``
-            updates all learnable parameters jointly.
         optimizer: Optimizer factory.
         scheduler: Optional scheduler factory.
         energy_lr: Learning rate of the energy parameters.
@@ -122,13 +123,16 @@ class MultiViewPoseTask(EnergyTask):
             ``energy_lr``. The shape model has thousands of coordinates in metres, the other
             groups ~80 log weights, log scales and rotation corrections, and one rate does not
             suit both (docs/results/pose.md, "Second tuning round").
-        chunk_size: Solve at most this many problems (frames × components) at once; 384 suits
-            a CPU (see :func:`build_pose_layer`), None (one batch) a GPU.
+        chunk_size: Solve at most this many problems (frames × components) at once; None
+            solves the batch at once. ``"auto"`` (the default) picks by the device of the batch:
+            :data:`CPU_CHUNK_SIZE` on a CPU (cache-sized, see :func:`build_pose_layer`), the
+            whole batch on a GPU.
         component_temperature: None predicts the pose of the lowest-energy component. A
             temperature τ > 0 predicts the average of the components' poses weighted by
             softmax(−E_m / τ) (:func:`component_weights`), differentiable in θ through the
             poses and the energies; a frame then counts as converged when every component with
             at least 1% of the weight converged.
+        scheduler_interval: Step the scheduler every ``"epoch"`` or optimizer ``"step"``.
     """
 
     def __init__(
@@ -137,28 +141,26 @@ class MultiViewPoseTask(EnergyTask):
         solver: Solver | None = None,
         adjoint: Adjoint | None = None,
         yaw_starts: Sequence[float] = (0.0,),
-        alternate: list[list[str]] | None = None,
         optimizer: OptimizerCallable = torch.optim.Adam,
         scheduler: LRSchedulerCallable | None = None,
         energy_lr: float = 1e-3,
         shape_lr: float | None = None,
-        chunk_size: int | None = None,
+        chunk_size: int | Literal["auto"] | None = "auto",
         component_temperature: float | None = None,
+        scheduler_interval: Literal["epoch", "step"] = "epoch",
     ) -> None:
         check_learning_rates(shape_lr=shape_lr)
         if component_temperature is not None and not component_temperature > 0:
             raise ValueError(f"Expected `component_temperature` to be None or a float > 0, got "
                              f"{component_temperature!r}.")
         energy = energy or MultiViewPoseEnergy(None, num_components=1)
-        layer = build_pose_layer(energy, solver, adjoint, yaw_starts, chunk_size=chunk_size)
-        super().__init__(layer, None, optimizer, scheduler, energy_lr)
-        names = {name for name, _ in energy.named_parameters()}
-        for group in alternate or []:
-            unknown = set(group) - names
-            if unknown:
-                raise ValueError(f"Expected `alternate` groups of parameter names in "
-                                 f"{sorted(names)}, got unknown {sorted(unknown)}.")
-        self.alternate = alternate
+        if chunk_size != "auto" and chunk_size is not None and chunk_size < 1:
+            raise ValueError(f"Expected `chunk_size` >= 1, None or 'auto', got {chunk_size!r}.")
+        fixed = None if chunk_size == "auto" else chunk_size
+        layer = build_pose_layer(energy, solver, adjoint, yaw_starts, chunk_size=fixed)
+        super().__init__(layer, None, optimizer, scheduler, energy_lr,
+                         scheduler_interval=scheduler_interval)
+        self.chunk_size = chunk_size
         self.shape_lr = energy_lr if shape_lr is None else shape_lr
         self.component_temperature = component_temperature
 
@@ -198,6 +200,8 @@ class MultiViewPoseTask(EnergyTask):
         """
         energy = self.pose_energy
         inputs = self.energy_inputs(batch)
+        if self.chunk_size == "auto":
+            self.layer.chunk_size = CPU_CHUNK_SIZE if batch.joints2d.device.type == "cpu" else None
         solution = self.layer(inputs)
         best, picked = select_components(solution, energy.num_components)
         if self.component_temperature is None:
@@ -242,24 +246,36 @@ class MultiViewPoseTask(EnergyTask):
 
     def baseline_errors(self, solution: Solution, batch: PoseBatch) -> dict[str, Tensor]:
         """Per-frame MPJPE (mm) of the energy and of DLT triangulation (16 detected joints)."""
-        dlt = triangulate_dlt(batch.joints2d, batch.visible, batch.R, batch.T, batch.f, batch.c,
-                              batch.k, batch.p)
-        mask = torch.ones(dlt.shape[1], dtype=torch.bool, device=dlt.device)
-        mask[UNDETECTED_JOINT] = False
+        dlt, mask = dlt_triangulation(batch)
         return {"energy": per_frame_mpjpe(solution.x.detach(), batch.joints3d),
-                "dlt": per_frame_mpjpe(torch.nan_to_num(dlt), batch.joints3d, mask)}
+                "dlt": per_frame_mpjpe(dlt, batch.joints3d, mask)}
+
+    def baseline_metrics(self, solution: Solution, batch: PoseBatch) -> dict[str, Tensor]:
+        """Per-frame MPJPE and PA-MPJPE (mm) of DLT triangulation over the 16 detected joints."""
+        dlt, mask = dlt_triangulation(batch)
+        name = "DLT triangulation (16 joints)"
+        return {f"{name}/mpjpe": per_frame_mpjpe(dlt, batch.joints3d, mask),
+                f"{name}/pa_mpjpe": per_frame_pa_mpjpe(dlt, batch.joints3d, mask)}
 
     def batch_size(self, batch: PoseBatch) -> int:  # noqa: D102
         return len(batch)
 
-    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        """With ``alternate``: drop the gradients of the groups not updated at this step."""
-        if not self.alternate:
-            return
-        active = set(self.alternate[self.global_step % len(self.alternate)])
-        for name, param in self.pose_energy.named_parameters():
-            if name not in active:
-                param.grad = None
+
+def dlt_triangulation(batch: PoseBatch) -> tuple[Tensor, Tensor]:
+    """DLT poses (B, J, 3), mm (undetected joints zero), and the (J,) mask of detected joints."""
+    dlt = triangulate_dlt(batch.joints2d, batch.visible, batch.R, batch.T, batch.f, batch.c,
+                          batch.k, batch.p)
+    mask = torch.ones(dlt.shape[1], dtype=torch.bool, device=dlt.device)
+    mask[UNDETECTED_JOINT] = False
+    return torch.nan_to_num(dlt), mask
+
+
+def per_frame_pa_mpjpe(pred: Tensor, target: Tensor, joint_mask: Tensor) -> Tensor:
+    """(B,) Procrustes-aligned MPJPE per frame, mm, over (and aligned on) ``joint_mask`` (J,)."""
+    mask = joint_mask.expand(pred.shape[0], -1)
+    aligned = similarity_align(pred.double(), target.double(), mask)
+    error = (aligned - target.double()).norm(dim=-1)
+    return (error * joint_mask).sum(-1) / joint_mask.sum()
 
 
 def per_frame_mpjpe(pred: Tensor, target: Tensor, joint_mask: Tensor | None = None) -> Tensor:

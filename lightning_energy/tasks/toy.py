@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
@@ -32,7 +32,8 @@ class RobustMeanTask(EnergyTask):
     σ is learned, and the per-point weights w come from ``backbone`` (a
     :class:`~lightning_energy.networks.PointWeightNet`) when given, else 1. Loss: (x* − μ)².
 
-    Batches are dicts with ``points`` (B, P) and ``location`` μ (B,).
+    Batches are dicts with ``points`` (B, P) and ``location`` μ (B,). The arguments are
+    :class:`~lightning_energy.EnergyTask`'s.
     """
 
     def __init__(
@@ -44,9 +45,10 @@ class RobustMeanTask(EnergyTask):
         energy_lr: float = 5e-2,
         backbone_lr: float | None = None,
         freeze_backbone: bool = False,
+        scheduler_interval: Literal["epoch", "step"] = "epoch",
     ) -> None:
         super().__init__(layer or default_layer(), backbone, optimizer, scheduler, energy_lr,
-                         backbone_lr, freeze_backbone)
+                         backbone_lr, freeze_backbone, scheduler_interval)
 
     def energy_inputs(self, batch: dict[str, Tensor]) -> Any:  # noqa: D102
         points = batch["points"]

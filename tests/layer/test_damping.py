@@ -63,7 +63,7 @@ def test_fixed_damping_on_indefinite_hessian_falls_back_and_records_it():
 
 
 def test_float32_near_singular_cholesky_is_retried_not_silently_wrong():
-    from lightning_energy.adjoints.linear import damped_cholesky_solve
+    from lightning_energy.linalg.dense import damped_cholesky_solve
 
     gen = torch.Generator().manual_seed(0)
     j = torch.randn(4, 152, 20, generator=gen, dtype=torch.float64)

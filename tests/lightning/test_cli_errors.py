@@ -28,5 +28,5 @@ def test_missing_data_root(tmp_path):
     missing = tmp_path / "nowhere"
     with pytest.raises(DatasetNotFoundError, match="nowhere"):
         run_cli(["fit", "--config", TOY, "--config", CPU_DEBUG,
-                 "--data", "lightning_energy.data.tracking_datamodule.TrackingDataModule",
+                 "--data", "lightning_energy.datamodules.tracking.TrackingDataModule",
                  "--data.root", str(missing), "--trainer.default_root_dir", str(tmp_path)])

@@ -1,0 +1,7 @@
+"""LightningDataModules over :mod:`lightning_energy.datasets`: splits, folds and loaders."""
+
+from lightning_energy.datamodules.pose import PoseDataModule, loso_folds
+from lightning_energy.datamodules.toy import RobustMeanDataModule
+from lightning_energy.datamodules.tracking import TrackingDataModule
+
+__all__ = ["PoseDataModule", "RobustMeanDataModule", "TrackingDataModule", "loso_folds"]

@@ -1,1 +1,0 @@
-"""Experiment scripts (cross-validation studies) behind the result tables in docs/results."""

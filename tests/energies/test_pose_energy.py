@@ -1,0 +1,123 @@
+"""The multi-view PPCA pose energy: gradients, kernel structure, cameras and initialisation."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import lightning_energy as le
+from lightning_energy.datasets.pose_synthetic import generate_synthetic_poses
+from lightning_energy.energies.pose import (
+    MultiViewPoseEnergy,
+    axis_angle_to_matrix,
+    pose_energy_inputs,
+    yaw_offsets,
+)
+from lightning_energy.testing import check_energy, check_jacobian
+
+
+def _inputs(frames: int = 3, noise_px: float = 2.0, components: int = 1, seed: int = 0):
+    arrays = generate_synthetic_poses(frames, seed=seed, noise_px=noise_px)
+    batch = arrays.to_batch(dtype=torch.float64)
+    return batch, pose_energy_inputs(batch, components)
+
+
+@pytest.mark.parametrize(
+    "projection", ["perspective", pytest.param("weak_perspective", marks=pytest.mark.slow)]
+)
+def test_implicit_gradients_match_finite_differences(projection: str) -> None:
+    energy = MultiViewPoseEnergy(None, num_components=2, num_bases=3, projection=projection)
+    with torch.no_grad():  # non-trivial parameters so that every group matters
+        energy.camera_rotation.add_(0.01)
+        energy.log_weights.add_(0.1 * torch.randn_like(energy.log_weights))
+    _, inputs = _inputs(frames=1, components=2)
+    solver = le.LevenbergMarquardt(max_steps=100, tol=1e-10, dtype="float64")
+    report = check_energy(energy, inputs, solver=solver, tol=1e-4)
+    assert report.grad_norm < 1e-8
+    assert report.param_error < 1e-4
+    assert report.input_error < 1e-4
+
+
+@pytest.mark.parametrize("projection", ["perspective", "weak_perspective"])
+def test_closed_form_jacobian_matches_autograd(projection: str) -> None:
+    energy = MultiViewPoseEnergy(None, num_components=2, num_bases=3, projection=projection)
+    with torch.no_grad():  # every group away from its neutral value
+        energy.camera_rotation.add_(0.01)
+        energy.log_weights.add_(0.1 * torch.randn_like(energy.log_weights))
+        energy.log_scale_offset.add_(0.1)
+        energy.log_std.add_(0.2)
+    arrays = generate_synthetic_poses(3, seed=1, noise_px=2.0, dropout_prob=0.2)
+    inputs = pose_energy_inputs(arrays.to_batch(dtype=torch.float64), 2)
+    assert not bool(inputs.visible.all())  # dropped detections are in the check
+    jac_error, param_error = check_jacobian(energy, inputs, tol=1e-12)
+    assert jac_error < 1e-12
+    assert param_error < 1e-12
+
+
+def test_energy_is_robust_on_joint_norms_and_plain_on_priors() -> None:
+    energy = MultiViewPoseEnergy(None, num_components=1, kernel_scale=1.5).double()
+    _, inputs = _inputs()
+    x = energy.initial_solution(inputs) + 0.1
+    r = energy.residuals(x, inputs)
+    m = 4 * 17 * 2
+    joint = r[:, :m].reshape(3, -1, 2).square().sum(-1)
+    d2 = 1.5**2
+    expected = 0.5 * (2 * d2 * (torch.sqrt(1 + joint / d2) - 1)).sum(-1)
+    expected = expected + 0.5 * r[:, m:].square().sum(-1)
+    torch.testing.assert_close(energy(x, inputs), expected)
+
+
+def test_axis_angle_is_a_rotation_and_matches_matrix_exp() -> None:
+    omega = torch.tensor([[0.3, -0.2, 0.5], [0.0, 0.0, 0.0]], dtype=torch.float64)
+    rot = axis_angle_to_matrix(omega)
+    zero = torch.zeros(2, dtype=torch.float64)
+    skew = torch.stack([torch.stack([zero, -omega[:, 2], omega[:, 1]], -1),
+                        torch.stack([omega[:, 2], zero, -omega[:, 0]], -1),
+                        torch.stack([-omega[:, 1], omega[:, 0], zero], -1)], -2)
+    torch.testing.assert_close(rot, torch.linalg.matrix_exp(skew))
+    torch.testing.assert_close(rot @ rot.mT, torch.eye(3, dtype=torch.float64).expand(2, 3, 3))
+
+
+def test_initial_solution_recovers_yaw_and_centroid() -> None:
+    batch, inputs = _inputs(frames=4, noise_px=0.0)
+    energy = MultiViewPoseEnergy(None, num_components=1)
+    x0 = energy.initial_solution(inputs)
+    nb = energy.num_bases
+    detected = [j for j in range(17) if j != 9]
+    centre = batch.joints3d[:, detected].mean(1) / 1000.0
+    torch.testing.assert_close(x0[:, nb + 1 : nb + 4], centre, atol=1e-3, rtol=0)
+    hips = batch.joints3d[:, 1] - batch.joints3d[:, 4]
+    yaw = torch.atan2(hips[:, 1], hips[:, 0])
+    assert torch.allclose(torch.remainder(x0[:, nb] - yaw + math.pi, 2 * math.pi),
+                          torch.full_like(yaw, math.pi), atol=1e-3)
+
+
+def test_untrained_energy_recovers_clean_synthetic_poses() -> None:
+    batch, inputs = _inputs(frames=8, noise_px=0.0)
+    energy = MultiViewPoseEnergy(None, num_components=1, prior_weight=1e-3).double()
+    solver = le.MultiStart(le.LevenbergMarquardt(max_steps=50, tol=1e-8, dtype="float64"),
+                           yaw_offsets(energy.num_bases, [0.0, math.pi]))
+    with torch.no_grad():
+        solution = le.EnergyLayer(energy, solver)(inputs)
+        pose = 1000.0 * energy.pose(solution.x, inputs.component)
+    error = (pose - batch.joints3d).norm(dim=-1).mean()
+    assert error < 10.0  # mm; swaps/dropouts at 1% can cost a few mm on a frame
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "word"),
+    [({"learn": ["colour"]}, "learn"), ({"projection": "fisheye"}, "projection"),
+     ({"pixel_scale": 0.0}, "pixel_scale")],
+)
+def test_bad_arguments_name_the_argument(kwargs: dict, word: str) -> None:
+    with pytest.raises(ValueError, match=word):
+        MultiViewPoseEnergy(None, num_components=1, **kwargs)
+
+
+def test_learn_switches_parameters_and_buffers() -> None:
+    energy = MultiViewPoseEnergy(None, num_components=1, learn=["weights", "kernel"])
+    names = {n for n, _ in energy.named_parameters()}
+    assert names == {"log_weights", "kernel.log_scale"}
+    assert "mean" in dict(energy.named_buffers())

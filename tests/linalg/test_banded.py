@@ -1,0 +1,56 @@
+import pytest
+import torch
+
+from lightning_energy.linalg import band_matvec, banded_damped_solve, solve_bands
+from lightning_energy.linalg.banded import dense_from_bands
+
+
+def _bands(t: int, seed: int = 0) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    d0 = 4 + torch.rand(2, t, generator=gen, dtype=torch.float64)
+    d1 = -torch.rand(2, t, generator=gen, dtype=torch.float64)
+    d2 = 0.3 * torch.rand(2, t, generator=gen, dtype=torch.float64)
+    return torch.stack([d0, d1, d2], 1)
+
+
+def test_banded_and_dense_solves_agree():
+    bands = _bands(300)
+    rhs = torch.randn(2, 300, dtype=torch.float64)
+    dense = solve_bands(bands, rhs, dense_below=301)
+    banded = solve_bands(bands, rhs, dense_below=10)
+    assert torch.allclose(dense, banded, atol=1e-10)
+    assert torch.allclose(band_matvec(bands, banded), rhs, atol=1e-10)
+
+
+@pytest.mark.parametrize("t", [1, 2, 3, 7])
+def test_band_matvec_matches_the_dense_matrix(t):
+    bands = _bands(t, seed=t)
+    z = torch.randn(2, t, dtype=torch.float64)
+    expected = (dense_from_bands(bands) @ z[..., None])[..., 0]
+    assert torch.allclose(band_matvec(bands, z), expected, atol=1e-12)
+
+
+def test_banded_damped_solve_adds_the_damping_and_falls_back_per_system():
+    bands = _bands(50)
+    rhs = torch.randn(2, 50, dtype=torch.float64)
+    z, info = banded_damped_solve(bands, rhs, 0.5)
+    shifted = torch.cat([bands[:, :1] + 0.5, bands[:, 1:]], 1)
+    assert torch.allclose(band_matvec(shifted, z), rhs, atol=1e-10)
+    assert not info.retried.any()
+    assert not info.failed.any()
+    # System 0: a singular Laplacian (factorisation fails at λ = 0, succeeds with a little
+    # damping); system 1: strongly indefinite (never factorises with the retries' damping).
+    t = 50
+    laplacian = torch.stack([torch.full((t,), 2.0), torch.full((t,), -1.0), torch.zeros(t)])
+    laplacian[0, 0] = laplacian[0, -1] = 1.0
+    indefinite = bands[1].clone()
+    indefinite[0] -= 10.0
+    mixed = torch.stack([laplacian.double(), indefinite])
+    z, info = banded_damped_solve(mixed, rhs, 0.0)
+    assert info.retried.tolist() == [True, True]
+    assert info.failed.tolist() == [False, True]
+    lam = float(info.damping[0])
+    assert 0 < lam < 1e-6
+    fixed = torch.cat([mixed[:1, :1] + lam, mixed[:1, 1:]], 1)
+    assert torch.allclose(band_matvec(fixed, z[:1]), rhs[:1], rtol=1e-6, atol=1e-6)
+    assert torch.equal(z[1], torch.zeros(t, dtype=torch.float64))
