@@ -28,7 +28,7 @@ def dense_from_bands(bands: Tensor) -> Tensor:
 
 
 def _upper(bands: np.ndarray, damping: float = 0.0) -> np.ndarray:
-    """LAPACK's upper banded storage (3, T) of one system's bands (3, T), λ added on the diagonal."""
+    """LAPACK upper banded storage (3, T) of one system's bands (3, T), λ added on the diagonal."""
     t = bands.shape[-1]
     upper = np.zeros((3, t))
     upper[2] = bands[0] + damping
