@@ -23,8 +23,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import pytorch_lightning as pl
 import torch
 import yaml
+
+from lightning_energy.callbacks.selection import BestOnValidation
 
 GRID_CALLBACK_PREFIX = "callbacks."
 """Grid keys ``callbacks.<Class>.<attribute>`` set an attribute of the recipe's callback."""
@@ -119,10 +122,21 @@ def run_fold(cli_args: list[str], fold: str, seed: int, root: Path,
     if fit:
         cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     record["fit_seconds"] = time.perf_counter() - began
+    record["selection"] = selection_summary(cli.trainer)
     began = time.perf_counter()
-    record["test"] = scalars(cli.trainer.test(cli.model, datamodule=cli.datamodule)[0])
+    record["test"] = scalars(cli.trainer.test(cli.model, datamodule=cli.datamodule,
+                                              verbose=False)[0])
     record["test_seconds"] = time.perf_counter() - began
     return record
+
+
+def selection_summary(trainer: Any) -> dict[str, Any] | None:
+    """What :class:`~lightning_energy.callbacks.BestOnValidation` chose, if the recipe has it."""
+    for callback in trainer.callbacks:
+        if isinstance(callback, BestOnValidation):
+            return {"monitor": callback.monitor, "best_step": callback.best_step,
+                    "best_score": callback.best_score, "history": callback.history}
+    return None
 
 
 def build(args: list[str], point: dict[str, Any], quiet: bool = False) -> Any:
@@ -157,9 +171,10 @@ def grid_search(args: list[str], grid: dict[str, Any]) -> tuple[dict[str, Any], 
     rows: list[dict[str, Any]] = []
     for point in grid_points(grid["grid"]):
         cli = build(args, point, quiet=True)
-        cli.datamodule.setup("validate")
-        loader = cli.datamodule.eval_dataloader(grid["split"])
-        metrics = cli.trainer.validate(cli.model, dataloaders=loader, verbose=False)[0]
+        datamodule = cli.datamodule
+        if grid["split"] != "val":
+            datamodule = SplitAsValidation(datamodule, grid["split"])
+        metrics = cli.trainer.validate(cli.model, datamodule=datamodule, verbose=False)[0]
         if grid["monitor"] not in metrics:
             raise KeyError(f"Grid `monitor` {grid['monitor']!r} was not logged; logged: "
                            f"{sorted(metrics)}.")
@@ -167,6 +182,32 @@ def grid_search(args: list[str], grid: dict[str, Any]) -> tuple[dict[str, Any], 
     sign = 1.0 if grid["mode"] == "max" else -1.0
     best = max(rows, key=lambda row: sign * row["score"])  # max() keeps the first of ties
     return best["point"], rows
+
+
+class SplitAsValidation(pl.LightningDataModule):
+    """A datamodule whose validation loader serves another of its splits (``eval_dataloader``).
+
+    Everything else (``setup``, ``sequences``, ``poses``, …) is the wrapped datamodule's, so
+    callbacks that read the training split see the same data.
+    """
+
+    def __init__(self, datamodule: pl.LightningDataModule, split: str) -> None:
+        super().__init__()
+        if not callable(getattr(datamodule, "eval_dataloader", None)):
+            raise TypeError(f"A grid `split` other than 'val' needs a datamodule with "
+                            f"eval_dataloader(split), got {type(datamodule).__name__}.")
+        self.inner, self.split = datamodule, split
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("inner", "split"):
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    def setup(self, stage: str) -> None:  # noqa: D102
+        self.inner.setup(stage)
+
+    def val_dataloader(self) -> Any:  # noqa: D102
+        return self.inner.eval_dataloader(self.split)
 
 
 def test_only(args: list[str], point: dict[str, Any]) -> dict[str, float]:
@@ -237,8 +278,10 @@ def table(records: list[dict[str, Any]], metrics: Sequence[str] | None = None) -
 
 
 def _cell(values: list[float] | None) -> str:
+    """Mean ± population std; 3 decimals for scores below 10, 1 for larger (mm, seconds)."""
     if not values:
         return "–"
     mean = sum(values) / len(values)
     std = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
-    return f"{mean:.4g} ± {std:.2g}" if len(values) > 1 else f"{mean:.4g}"
+    digits = 3 if abs(mean) < 10 else 1
+    return f"{mean:.{digits}f} ± {std:.{digits}f}" if len(values) > 1 else f"{mean:.{digits}f}"

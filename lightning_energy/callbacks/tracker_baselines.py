@@ -43,7 +43,7 @@ class TrackerBaselines(Callback):
         chosen = bl.top_k(aucs, self.top)
         best = int(np.argmax(aucs))
         return {
-            f"best single tracker ({known.trackers[best]})": bl.single_tracker(best),
+            "best single tracker": bl.single_tracker(best),
             f"median of top-{self.top}": bl.coordinatewise("median", chosen),
             f"mean of top-{self.top}": bl.coordinatewise("mean", chosen),
             "median of all trackers": bl.coordinatewise("median"),

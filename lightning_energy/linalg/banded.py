@@ -69,18 +69,20 @@ def band_matvec(bands: Tensor, z: Tensor) -> Tensor:
     return out
 
 
-def banded_damped_solve(bands: Tensor, rhs: Tensor, damping: float,
+def banded_damped_solve(bands: Tensor, rhs: Tensor, damping: float | Tensor,
                         max_retries: int = 8) -> tuple[Tensor, LinearSolveInfo]:
     """(A + λI) z = rhs for banded A (N, 3, T) by LAPACK, each system with its own fallback.
 
     As :func:`~lightning_energy.linalg.dense.damped_cholesky_solve`: a system whose
     factorisation fails is retried with λ ← max(10 λ, 1e-10·(1 + mean |diag A|)) up to
     ``max_retries`` times; one that never factorises gets a zero solution and is flagged.
+    ``damping`` is a float or one λ per system (N,).
     """
     flat_bands = bands.detach().double().cpu().numpy()
     flat_rhs = rhs.detach().double().cpu().numpy()
     out = np.zeros_like(flat_rhs)
-    lam = np.full(len(flat_rhs), float(damping))
+    lam = np.broadcast_to(torch.as_tensor(damping, dtype=torch.float64).cpu().numpy(),
+                          (len(flat_rhs),)).copy()
     retried = np.zeros(len(flat_rhs), dtype=bool)
     failed = np.zeros(len(flat_rhs), dtype=bool)
     for i in range(len(flat_rhs)):

@@ -30,7 +30,7 @@ from lightning_energy.tasks.base import EnergyTask
 
 def default_layer(num_trackers: int) -> EnergyLayer:
     """Fusion energy, banded IRLS (float64), implicit adjoint with the exact banded Hessian."""
-    return EnergyLayer(TrackFusionEnergy(num_trackers), BandedIRLS(max_steps=50, tol=1e-5),
+    return EnergyLayer(TrackFusionEnergy(num_trackers), BandedIRLS(max_steps=300, tol=1e-5),
                        ImplicitAdjoint(damping=1e-2, linear_solver=Banded()))
 
 
