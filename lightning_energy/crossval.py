@@ -191,7 +191,7 @@ class SplitAsValidation(pl.LightningDataModule):
     callbacks that read the training split see the same data.
     """
 
-    def __init__(self, datamodule: pl.LightningDataModule, split: str) -> None:
+    def __init__(self, datamodule: Any, split: str) -> None:
         super().__init__()
         if not callable(getattr(datamodule, "eval_dataloader", None)):
             raise TypeError(f"A grid `split` other than 'val' needs a datamodule with "
