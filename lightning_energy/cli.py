@@ -132,4 +132,4 @@ def _bench(argv: list[str]) -> None:
         raise SystemExit(f"usage: lightning-energy bench {{{','.join(BENCHMARKS)}}} [options]")
     from lightning_energy.bench.adjoints import main as bench_adjoints
 
-    bench_adjoints(argv[1:])
+    sys.stdout.write(bench_adjoints(argv[1:]) + "\n")

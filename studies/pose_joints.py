@@ -2,15 +2,16 @@
 
 Shows where learning helps: the detector's joints sit elsewhere than Human3.6M's (its "thorax" is
 labelled Spine, and so on), which a learned mean pose and bases can absorb. Run from the
-repository root::
+repository root, with a checkpoint of the pose recipe (e.g. a fold of ``lightning-energy cv``)::
 
-    python -m lightning_energy.experiments.pose_joints --state learned_S8.pt --subject S8
+    python -m studies.pose_joints --ckpt runs/cv/pose/fold-S8_seed-0/checkpoints/last.ckpt \
+        --subject S8
 
-``--state`` is a ``MultiViewPoseTask`` state dict saved by ``pose_cv --save`` (or a dict of them,
-with ``--key`` naming one). Prints a markdown table of the root-aligned error per joint (mm) and
-the trained energy's mean signed offset per joint in the subject's body frame (x right, y
-forward, z up): a bias common to the subject's frames, which training on other subjects cannot
-remove where the subject's skeleton differs from theirs.
+The untrained and the trained task are both built by the recipe's own classes (``run_cli``).
+Prints a markdown table of the root-aligned error per joint (mm) and the trained energy's mean
+signed offset per joint in the subject's body frame (x right, y forward, z up): a bias common to
+the subject's frames, which training on other subjects cannot remove where the subject's
+skeleton differs from theirs.
 """
 
 from __future__ import annotations
@@ -23,16 +24,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lightning_energy.baselines.pose import (
-    mpjpe_without_offset,
-    per_joint_error,
-    per_joint_offset,
-)
+from lightning_energy.cli import run_cli
 from lightning_energy.datasets.h36m import load_h36m
 from lightning_energy.datasets.pose_batch import JOINT_NAMES, PoseBatch
-from lightning_energy.energies.pose import MultiViewPoseEnergy
-from lightning_energy.solvers.gauss_newton import LevenbergMarquardt
 from lightning_energy.tasks.pose import MultiViewPoseTask
+from studies.pose_diagnostics import mpjpe_without_offset, per_joint_error, per_joint_offset
+
+RECIPE = "recipes/pose/h36m_multiview.yaml"
 
 
 def _predict(task: MultiViewPoseTask, batch: PoseBatch) -> Tensor:
@@ -55,22 +53,19 @@ def _memoised(predict: Callable[[PoseBatch], Tensor]) -> Callable[[PoseBatch], T
 def main(argv: Sequence[str] | None = None) -> dict[str, list]:
     """Evaluate both energies and print the per-joint table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--state", required=True)
-    parser.add_argument("--key", default=None, help="entry of a dict of state dicts")
+    parser.add_argument("--ckpt", required=True, help="checkpoint of the recipe's task")
+    parser.add_argument("--recipe", default=RECIPE)
     parser.add_argument("--subject", default="S8")
     parser.add_argument("--stride", type=int, default=16)
     parser.add_argument("--data-root", default="../shared/data/h36m_multiview_sh")
-    parser.add_argument("--ppca-root", default="../shared/data/wibergian_ppca")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     arrays = load_h36m(args.data_root, [args.subject], frame_stride=args.stride)
-    state = torch.load(args.state, map_location="cpu")
-    state = state[args.key] if args.key else state
+    state = torch.load(args.ckpt, map_location="cpu", weights_only=False)["state_dict"]
     errors, predictors = {}, {}
     for name, load in (("untrained", False), ("learned", True)):
-        energy = MultiViewPoseEnergy(args.ppca_root, num_components=3).double()
-        task = MultiViewPoseTask(energy, LevenbergMarquardt(max_steps=30, tol=1e-4,
-                                                            dtype="float64"))
+        task = run_cli(["--config", args.recipe, "--trainer.logger", "false"], run=False).model
+        assert isinstance(task, MultiViewPoseTask)
         if load:
             task.load_state_dict(state)
         predictors[name] = _memoised(partial(_predict, task))

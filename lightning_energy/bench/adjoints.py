@@ -147,9 +147,8 @@ def format_table(records: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
-    """Entry point: parse, run, print."""
+def main(argv: list[str] | None = None) -> str:
+    """Entry point: parse, run; returns the table (or JSON) that the command prints."""
     args = build_parser().parse_args(argv)
     records = run(args)
-    print(json.dumps(records, indent=2) if args.format == "json" else format_table(records))
-    return records
+    return json.dumps(records, indent=2) if args.format == "json" else format_table(records)
