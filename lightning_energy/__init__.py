@@ -26,7 +26,7 @@ from lightning_energy.solvers import (
     SolverStatus,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # Lightning-dependent parts load on first use, so `EnergyLayer` alone never imports Lightning.
 _LAZY = {

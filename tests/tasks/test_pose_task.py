@@ -214,3 +214,21 @@ def test_soft_component_loss_gradient_matches_central_differences() -> None:
     for name, grad in zip(names, grads, strict=True):
         reference = _central_difference(tight, batch, params[name])
         assert abs(float(grad) - reference) <= 1e-4 * abs(reference) + 1e-7, name
+
+
+def test_a_step_scheduler_from_the_recipe_decays_every_optimizer_step() -> None:
+    """Faulty variant caught: the scheduler stepped per epoch whatever ``scheduler_interval``."""
+    from functools import partial
+
+    import pytest
+
+    energy = MultiViewPoseEnergy(None, num_components=1, learn=["mean"])
+    scheduler = partial(torch.optim.lr_scheduler.CosineAnnealingLR, T_max=150, eta_min=1e-4)
+    task = MultiViewPoseTask(energy, energy_lr=1e-3, scheduler=scheduler,
+                             scheduler_interval="step")
+    config = task.configure_optimizers()
+    assert config["lr_scheduler"]["interval"] == "step"
+    assert isinstance(config["lr_scheduler"]["scheduler"],
+                      torch.optim.lr_scheduler.CosineAnnealingLR)
+    with pytest.raises(ValueError, match="scheduler_interval"):
+        MultiViewPoseTask(energy, scheduler_interval="batch")  # type: ignore[arg-type]
