@@ -28,7 +28,6 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
-from torch.func import jvp
 
 from lightning_energy.energies.base import LeastSquaresEnergy
 from lightning_energy.energies.robust import Cauchy, RobustKernel
@@ -332,13 +331,13 @@ class TrackFusionEnergy(LeastSquaresEnergy):
 
         The data term's curvature per residual is w a² (ρ'(s) + 2s ρ''(s)), s = e², which is
         negative for outliers of a redescending kernel; ρ'' is the derivative of the kernel's
-        IRLS weight, by forward-mode AD.
+        IRLS weight (:meth:`~lightning_energy.robust.RobustKernel.weight_derivative`).
         """
         bands, _ = self.normal_bands(x, inputs)
         x = x.reshape(inputs.reference.shape)
         err = (x[:, :, None] - inputs.obs) * inputs.scale[:, :, None]
         s = err**2
-        rho2 = jvp(self.robust.weight, (s,), (torch.ones_like(s),))[1]
+        rho2 = self.robust.weight_derivative(s)
         w = self.tracker_weights(inputs)[..., None] ** 2 * inputs.scale[:, :, None] ** 2
         correction = (w * 2 * s * rho2).sum(2).permute(0, 2, 1)  # (B, 4, T)
         return torch.cat([bands[:, :, :1] + correction[:, :, None], bands[:, :, 1:]], 2)
