@@ -109,7 +109,7 @@ def run_fold(cli_args: list[str], fold: str, seed: int, root: Path,
     """Grid search (optional), fit (optional) and test of one fold; returns the run's record."""
     base = [*cli_args, "--data.init_args.fold", str(fold), "--seed_everything", str(seed),
             "--data.init_args.seed", str(seed), "--trainer.default_root_dir", str(root)]
-    record: dict[str, Any] = {"fold": fold, "seed": seed, "arguments": base,
+    record: dict[str, Any] = {"fold": fold, "seed": seed, "fit": fit, "arguments": base,
                               "machine": machine()}
     start: dict[str, Any] = {}
     if grid is not None:
@@ -252,15 +252,21 @@ def rows_of(record: dict[str, Any]) -> dict[str, dict[str, float]]:
                 rows.setdefault("/".join(parts[2:-1]), {})[parts[-1]] = value
             elif len(parts) == 2 or parts[1] == "solver":
                 rows.setdefault(label, {})["/".join(parts[1:])] = value
-    rows.setdefault(record["name"], {})["fit_seconds"] = record["fit_seconds"]
+    if record.get("fit", True):
+        rows.setdefault(record["name"], {})["fit_seconds"] = record["fit_seconds"]
     return rows
 
 
 def table(records: list[dict[str, Any]], metrics: Sequence[str] | None = None) -> str:
     """Mean ± std over runs of each row's metrics, as Markdown."""
     values: dict[str, dict[str, list[float]]] = {}
+    seen: set[tuple[str, str, int]] = set()
     for record in records:
         for row, scores in rows_of(record).items():
+            run = (row, str(record["fold"]), int(record["seed"]))
+            if run in seen:  # a baseline every record of a fold reports: count it once
+                continue
+            seen.add(run)
             for metric, value in scores.items():
                 values.setdefault(row, {}).setdefault(metric, []).append(value)
     if metrics is None:

@@ -72,12 +72,16 @@ def test_table_has_the_energy_its_start_and_every_baseline(cv_run):
 
 
 def test_table_cells_are_mean_and_population_std():
-    record = {"name": "m", "fit_seconds": 1.0,
+    record = {"name": "m", "fold": "S1", "seed": 0, "fit": True, "fit_seconds": 1.0,
               "test": {"test/mpjpe": 40.0, "test/baseline/DLT/mpjpe": 70.0}}
-    other = {**record, "test": {"test/mpjpe": 44.0, "test/baseline/DLT/mpjpe": 80.0}}
-    text = crossval.table([record, other], metrics=["mpjpe"])
+    other = {**record, "fold": "S5", "test": {"test/mpjpe": 44.0,
+                                              "test/baseline/DLT/mpjpe": 80.0}}
+    untrained = {**record, "name": "u", "fit": False, "test": {
+        "test/mpjpe": 50.0, "test/baseline/DLT/mpjpe": 70.0}}  # same fold: DLT counted once
+    text = crossval.table([record, other, untrained], metrics=["mpjpe"])
     assert "| m | 42.0 ± 2.0 | – | 1.000 ± 0.000 | 2 |" in text
     assert "| DLT | 75.0 ± 5.0 | – | – | 2 |" in text
+    assert "| u | 50.0 | – | – | 1 |" in text
 
 
 def test_bad_grid_files_and_arguments_are_named(tmp_path, capsys):
