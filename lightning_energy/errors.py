@@ -26,6 +26,14 @@ class SolverError(RuntimeError):
     """A solve did not converge and the layer's policy is ``nonconverged="raise"``."""
 
 
+class DatasetFormatError(ValueError):
+    """A dataset file exists but cannot be read: truncated, corrupt or in another layout."""
+
+
+class CheckpointNotFoundError(FileNotFoundError):
+    """``ckpt_path="last"`` was asked for, but the run folder holds no ``last.ckpt``."""
+
+
 def describe(value: object) -> str:
     """Short description of a value for error messages: shape and dtype for tensors."""
     shape = getattr(value, "shape", None)
