@@ -9,7 +9,7 @@ least-squares energy's closed-form residual Jacobian with automatic differentiat
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -247,7 +247,7 @@ def check_jacobian(energy: LeastSquaresEnergy, inputs: Any, x: Tensor | None = N
     return jac_error, param_error
 
 
-def _flat_grad(out: Tensor, params: list[Tensor]) -> Tensor:
+def _flat_grad(out: Tensor, params: Sequence[Tensor]) -> Tensor:
     """∂out/∂params as one flat vector, zero for every parameter ``out`` does not depend on.
 
     A Jacobian may depend on no parameter at all (a learnable robust-kernel scale enters the

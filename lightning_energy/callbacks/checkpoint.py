@@ -55,7 +55,7 @@ class RunCheckpoint(ModelCheckpoint):
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:  # noqa: D102
         # Lightning's own end-of-training save of last.ckpt ignores fast_dev_run (its other
         # save points respect it), which left a one-batch checkpoint for `--ckpt_path last`.
-        if not trainer.fast_dev_run:
+        if not getattr(trainer, "fast_dev_run", False):
             super().on_train_end(trainer, pl_module)
 
     @property
