@@ -1,4 +1,7 @@
-"""Two CPU processes (DDP, gloo): identical energy parameters, metrics reduced over both ranks."""
+"""Two CPU processes (DDP, gloo): identical energy parameters, metrics reduced over both ranks.
+
+Catches (masked share): a per-rank share logged without reduction over the processes.
+"""
 
 import os
 import subprocess
@@ -19,6 +22,8 @@ def test_two_process_ddp(tmp_path):
            "--trainer.default_root_dir", str(tmp_path),
            "--data.init_args.num_train", "512", "--data.init_args.num_val", "256",
            "--data.init_args.batch_size", "64",
+           # Few solver steps, so that some samples are masked and their share is worth checking.
+           "--model.init_args.layer.init_args.solver.init_args.solver.init_args.max_steps", "3",
            "--trainer.callbacks+=tests.lightning.ddp_probe.RankProbe",
            f"--trainer.callbacks.out={out}"]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
@@ -32,3 +37,8 @@ def test_two_process_ddp(tmp_path):
     assert torch.allclose(ranks[0]["val_abs_error"], ranks[1]["val_abs_error"])
     assert torch.allclose(ranks[0]["val_abs_error"].double(), ranks[0]["reference"].double(),
                           atol=1e-5)
+    # The masked share too is over the whole set (each rank alone would see its half's share).
+    assert 0 < float(ranks[0]["reference_masked"]) < 1
+    for rank in ranks:
+        assert torch.allclose(rank["val_masked_share"].double(), ranks[0]["reference_masked"],
+                              atol=1e-6)
