@@ -1,6 +1,10 @@
-"""Two CPU processes (DDP, gloo): identical energy parameters, metrics reduced over both ranks.
+"""Two CPU processes (DDP, gloo) from the ddp_wandb.yaml overlay: identical energy parameters,
+metrics reduced over both ranks, the wandb run under default_root_dir, no noise on stderr.
 
-Catches (masked share): a per-rank share logged without reduction over the processes.
+Catches: ddp_wandb.yaml asking for a GPU (`No supported gpu backend found!` on CPU), a per-rank
+masked share logged without reduction over the processes, the wandb run in ./runs whatever
+default_root_dir says, and the noise of the issue (Lightning's `sync_dist` advice for every
+epoch-level key, the litlogger tip, wandb's `anonymous` warning, torch's LeafSpec deprecation).
 """
 
 import os
@@ -10,16 +14,20 @@ import sys
 import pytest
 import torch
 
-from tests.lightning.conftest import CPU_DEBUG, REPO, TOY
+from tests.lightning.conftest import REPO, TOY
+
+DDP_WANDB = str(REPO / "recipes" / "trainer" / "ddp_wandb.yaml")
+NOISE = ("sync_dist", "litlogger", "anonymous", "LeafSpec", "Traceback")
 
 
 @pytest.mark.ddp
 def test_two_process_ddp(tmp_path):
-    out = tmp_path / "probe"
-    cmd = [sys.executable, "-m", "lightning_energy", "fit", "--config", TOY, "--config", CPU_DEBUG,
-           "--trainer.devices", "2", "--trainer.strategy", "ddp", "--trainer.accelerator", "cpu",
+    out, root = tmp_path / "probe", tmp_path / "experiment"
+    cmd = [sys.executable, "-m", "lightning_energy", "fit", "--config", TOY, "--config", DDP_WANDB,
+           "--trainer.devices", "2", "--trainer.max_epochs", "1",
            "--trainer.limit_train_batches", "3", "--trainer.limit_val_batches", "1.0",
-           "--trainer.default_root_dir", str(tmp_path),
+           "--trainer.num_sanity_val_steps", "0", "--trainer.enable_progress_bar", "false",
+           "--trainer.enable_model_summary", "false", "--trainer.default_root_dir", str(root),
            "--data.init_args.num_train", "512", "--data.init_args.num_val", "256",
            "--data.init_args.batch_size", "64",
            # Few solver steps, so that some samples are masked and their share is worth checking.
@@ -27,8 +35,13 @@ def test_two_process_ddp(tmp_path):
            "--trainer.callbacks+=tests.lightning.ddp_probe.RankProbe",
            f"--trainer.callbacks.out={out}"]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
+    for noise in NOISE:
+        assert noise not in result.stderr, noise
+    assert len(list((root / "wandb").glob("offline-run-*"))) == 1
+    assert not (tmp_path / "runs").exists()
     ranks = [torch.load(out / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
     assert ranks[0]["world_size"] == 2
     for key, value in ranks[0]["params"].items():
