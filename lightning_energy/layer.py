@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import warnings
 from typing import Any
@@ -42,20 +43,41 @@ def check_inputs(inputs: Any) -> int:
     leaves = tree_leaves(inputs)
     if not leaves:
         raise ShapeError("Expected `inputs` to hold at least one tensor of shape (B, ...).")
-    for i, t in enumerate(leaves):
+    for name, t in zip(leaf_names(inputs), leaves, strict=True):
         if not (t.is_floating_point() or t.dtype == torch.bool):
             raise ShapeError(
-                f"Expected floating-point (or bool mask) tensors in `inputs`, got tensor {i} "
+                f"Expected floating-point (or bool mask) tensors in `inputs`, got `{name}` "
                 f"of {describe(t)}; cast it with .float()."
             )
         if t.is_floating_point() and not bool(torch.isfinite(t).all()):
-            raise ShapeError(f"Expected finite values in `inputs`, tensor {i} of "
+            raise ShapeError(f"Expected finite values in `inputs`, `{name}` of "
                              f"{describe(t)} holds NaN or inf; mask missing data instead.")
     batch = int(leaves[0].shape[0]) if leaves[0].dim() > 0 else 1
     if batch == 0:
-        raise ShapeError(f"Expected at least one sample in `inputs`, got an empty batch: tensor 0 "
-                         f"of {describe(leaves[0])}.")
+        raise ShapeError(f"Expected at least one sample in `inputs`, got an empty batch: "
+                         f"`{leaf_names(inputs)[0]}` of {describe(leaves[0])}.")
     return batch
+
+
+def leaf_names(tree: Any, prefix: str = "inputs") -> list[str]:
+    """Names of the tensor leaves of ``tree`` for messages, in :func:`tree_leaves` order.
+
+    ``inputs`` for a tensor, ``inputs[1]`` in a tuple, ``inputs['obs']`` in a dict,
+    ``inputs.obs`` in a dataclass or named tuple.
+    """
+    if isinstance(tree, Tensor):
+        return [prefix]
+    if isinstance(tree, dict):
+        items = [(f"{prefix}[{key!r}]", value) for key, value in tree.items()]
+    elif isinstance(tree, tuple) and hasattr(tree, "_fields"):
+        items = [(f"{prefix}.{key}", value) for key, value in zip(tree._fields, tree, strict=True)]
+    elif isinstance(tree, list | tuple):
+        items = [(f"{prefix}[{i}]", value) for i, value in enumerate(tree)]
+    elif dataclasses.is_dataclass(tree) and not isinstance(tree, type):
+        items = [(f"{prefix}.{f.name}", getattr(tree, f.name)) for f in dataclasses.fields(tree)]
+    else:
+        return []
+    return [name for key, value in items for name in leaf_names(value, key)]
 
 
 def argmin(

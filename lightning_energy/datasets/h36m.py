@@ -101,7 +101,7 @@ def read_cameras(root: str | Path | None, subjects: Sequence[str]) -> CameraArra
     keys = {"R": "R_world_to_camera", "T": "T_camera_centre_world_mm", "f": "f", "c": "c",
             "k": "k", "p": "p"}  # fmt: skip
     expected = (f"JSON {{'subjects': {{subject: [camera with camera_id, "
-                f"{', '.join(keys.values())}]}}}} for cameras {list(CAMERA_IDS)}")
+                f"{', '.join(keys.values())}]}}}} for cameras {list(CAMERA_IDS)}, f > 0")
     values: dict[str, list[np.ndarray]] = {name: [] for name in keys}
     with reading(path, expected):
         table = json.loads(path.read_text())["subjects"]
@@ -112,6 +112,8 @@ def read_cameras(root: str | Path | None, subjects: Sequence[str]) -> CameraArra
             for name, key in keys.items():
                 values[name].append(np.array([cams[cid][key] for cid in CAMERA_IDS],
                                              dtype=np.float64))
+            if not (values["f"][-1] > 0).all():
+                raise ValueError(f"focal lengths `f` of {subject} {values['f'][-1].tolist()}")
     return CameraArrays(**{name: np.stack(v) for name, v in values.items()})
 
 
