@@ -216,7 +216,8 @@ class EnergyLayer(nn.Module):
     def _apply_policy(self, solution: Solution) -> None:
         bad = ~solution.converged
         masked = bad if self.nonconverged == "mask" else torch.zeros_like(bad)
-        solution.diagnostics["masked"] = masked.sum()
+        # Counted over the problems solved here: a task may pick fewer rows (one of M components).
+        solution.diagnostics["masked"], solution.diagnostics["solves"] = masked.sum(), bad.numel()
         if self.nonconverged == "mask":
             self._warn_if_masked(solution, bad)
             return

@@ -61,9 +61,13 @@ class SolverDiagnostics(Callback):
         metric = cast(SolverConvergence, self.metrics[metrics_key(stage)])
         metric.update(solution.converged, solution.num_steps, solution.grad_norm)
         size = int(solution.converged.shape[0])
+        # The layer counts masked samples among all the problems it solved, which may be more
+        # than the rows of the task's solution (the pose task keeps one of M components).
+        solves = int(solution.diagnostics.get("solves", size))
         masked = torch.as_tensor(solution.diagnostics.get("masked", 0), dtype=torch.float64,
                                  device=pl_module.device)
-        cast(MeanMetric, self.masked[metrics_key(stage)]).update(masked / max(size, 1), weight=size)
+        share = cast(MeanMetric, self.masked[metrics_key(stage)])
+        share.update(masked / max(solves, 1), weight=solves)
         if stage == "train":
             values = {"train/solver/damping": solution.damping.float().mean(),
                       "train/solver/masked": masked.float()}
