@@ -14,11 +14,11 @@ from lightning_energy.errors import CheckpointNotFoundError
 from tests.lightning.conftest import CPU_DEBUG, REPO, TOY
 from tests.lightning.probes import Interrupted
 
-# 3 optimizer steps per epoch, 4 epochs; the kill falls in the middle of the third epoch. Two
+# 3 optimizer steps per epoch, 3 epochs; the kill falls in the middle of the second epoch. Two
 # validation batches, so that each DDP rank has one (BaselineReport waits for every rank).
 SMALL = ["--trainer.limit_train_batches", "3", "--data.init_args.num_train", "512",
          "--data.init_args.num_val", "128", "--data.init_args.batch_size", "64"]
-EPOCHS, KILL_AT, LAST_SAVED = 4, 8, 6
+EPOCHS, KILL_AT, LAST_SAVED = 3, 5, 3
 PROBE = "--trainer.callbacks+=tests.lightning.probes.StateProbe"
 INTERRUPT = "--trainer.callbacks+=tests.lightning.probes.Interrupt"
 
