@@ -97,7 +97,9 @@ def argmin(
         solver: The inner solver.
         adjoint: The backward rule (default ``ImplicitAdjoint()``).
         x0: Starting points (B, *shape); default ``energy.initial_solution(inputs)``.
-        nonconverged: ``"mask"``, ``"warn"`` or ``"raise"`` (see :class:`EnergyLayer`).
+        nonconverged: ``"mask"``, ``"warn"`` or ``"raise"`` (see :class:`EnergyLayer`; each call
+            is a new layer, so its warning about masked samples is not rate-limited across calls:
+            keep an ``EnergyLayer`` in a training loop).
 
     Returns:
         A :class:`Solution` with differentiable ``x`` of shape (B, *shape).
