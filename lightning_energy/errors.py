@@ -7,7 +7,11 @@ raised as early as possible.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import csv
+import zipfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 
 
 class ShapeError(ValueError):
@@ -24,6 +28,22 @@ class DatasetNotFoundError(FileNotFoundError):
 
 class SolverError(RuntimeError):
     """A solve did not converge and the layer's policy is ``nonconverged="raise"``."""
+
+
+class ConfigurationError(ValueError):
+    """A recipe or command-line value was rejected by the class it configures.
+
+    Raised by ``lightning-energy`` (:func:`lightning_energy.cli.run_cli`) with the recipe key in
+    front of the constructor's own message; the constructor's exception is its ``__cause__``.
+    """
+
+
+class DatasetFormatError(ValueError):
+    """A dataset file exists but cannot be read: truncated, corrupt or in another layout."""
+
+
+class CheckpointNotFoundError(FileNotFoundError):
+    """``ckpt_path="last"`` was asked for, but the run folder holds no ``last.ckpt``."""
 
 
 def describe(value: object) -> str:
@@ -50,3 +70,26 @@ def expect_shape(name: str, value: object, expected: Sequence[int | str]) -> Non
     if not ok:
         want = ", ".join(str(e) for e in expected)
         raise ShapeError(f"Expected `{name}` of shape ({want}), got {describe(value)}.")
+
+
+@contextmanager
+def reading(path: str | Path, expected: str) -> Iterator[None]:
+    """Re-raise a failure to parse ``path`` as :class:`DatasetFormatError` naming the file.
+
+    A truncated ``.npz`` raises ``BadZipFile``, a cut ``.json`` ``JSONDecodeError``, a cut
+    ``.h5`` ``OSError``, a file missing a field ``KeyError`` — none of them say which file.
+    A missing file stays a :class:`FileNotFoundError` (the readers check for it first).
+
+    Args:
+        path: The file being read.
+        expected: What it should hold, for the message (e.g. ``"a JSON object with `subjects`"``).
+    """
+    try:
+        yield
+    except (FileNotFoundError, DatasetFormatError):
+        raise
+    except (OSError, ValueError, KeyError, IndexError, EOFError, zipfile.BadZipFile,
+            csv.Error) as err:
+        raise DatasetFormatError(
+            f"Cannot read {path}: expected {expected}, got {type(err).__name__}: {err}. The file "
+            "may be truncated or corrupt: copy it again.") from err

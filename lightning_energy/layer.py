@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import time
 import warnings
 from typing import Any
 
@@ -17,6 +19,8 @@ from lightning_energy.solvers.base import Solver
 from lightning_energy.solvers.solution import Solution
 
 _POLICIES = ("mask", "warn", "raise")
+MASKED_WARNING_INTERVAL_S = 300.0
+"""Seconds between two warnings of one layer about masked samples (the first comes at once)."""
 
 
 def check_compatible(energy: Energy, solver: Solver, adjoint: Adjoint) -> None:
@@ -39,16 +43,41 @@ def check_inputs(inputs: Any) -> int:
     leaves = tree_leaves(inputs)
     if not leaves:
         raise ShapeError("Expected `inputs` to hold at least one tensor of shape (B, ...).")
-    for i, t in enumerate(leaves):
+    for name, t in zip(leaf_names(inputs), leaves, strict=True):
         if not (t.is_floating_point() or t.dtype == torch.bool):
             raise ShapeError(
-                f"Expected floating-point (or bool mask) tensors in `inputs`, got tensor {i} "
+                f"Expected floating-point (or bool mask) tensors in `inputs`, got `{name}` "
                 f"of {describe(t)}; cast it with .float()."
             )
         if t.is_floating_point() and not bool(torch.isfinite(t).all()):
-            raise ShapeError(f"Expected finite values in `inputs`, tensor {i} of "
+            raise ShapeError(f"Expected finite values in `inputs`, `{name}` of "
                              f"{describe(t)} holds NaN or inf; mask missing data instead.")
-    return int(leaves[0].shape[0]) if leaves[0].dim() > 0 else 1
+    batch = int(leaves[0].shape[0]) if leaves[0].dim() > 0 else 1
+    if batch == 0:
+        raise ShapeError(f"Expected at least one sample in `inputs`, got an empty batch: "
+                         f"`{leaf_names(inputs)[0]}` of {describe(leaves[0])}.")
+    return batch
+
+
+def leaf_names(tree: Any, prefix: str = "inputs") -> list[str]:
+    """Names of the tensor leaves of ``tree`` for messages, in :func:`tree_leaves` order.
+
+    ``inputs`` for a tensor, ``inputs[1]`` in a tuple, ``inputs['obs']`` in a dict,
+    ``inputs.obs`` in a dataclass or named tuple.
+    """
+    if isinstance(tree, Tensor):
+        return [prefix]
+    if isinstance(tree, dict):
+        items = [(f"{prefix}[{key!r}]", value) for key, value in tree.items()]
+    elif isinstance(tree, tuple) and hasattr(tree, "_fields"):
+        items = [(f"{prefix}.{key}", value) for key, value in zip(tree._fields, tree, strict=True)]
+    elif isinstance(tree, list | tuple):
+        items = [(f"{prefix}[{i}]", value) for i, value in enumerate(tree)]
+    elif dataclasses.is_dataclass(tree) and not isinstance(tree, type):
+        items = [(f"{prefix}.{f.name}", getattr(tree, f.name)) for f in dataclasses.fields(tree)]
+    else:
+        return []
+    return [name for key, value in items for name in leaf_names(value, key)]
 
 
 def argmin(
@@ -68,7 +97,9 @@ def argmin(
         solver: The inner solver.
         adjoint: The backward rule (default ``ImplicitAdjoint()``).
         x0: Starting points (B, *shape); default ``energy.initial_solution(inputs)``.
-        nonconverged: ``"mask"``, ``"warn"`` or ``"raise"`` (see :class:`EnergyLayer`).
+        nonconverged: ``"mask"``, ``"warn"`` or ``"raise"`` (see :class:`EnergyLayer`; each call
+            is a new layer, so its warning about masked samples is not rate-limited across calls:
+            keep an ``EnergyLayer`` in a training loop).
 
     Returns:
         A :class:`Solution` with differentiable ``x`` of shape (B, *shape).
@@ -86,6 +117,10 @@ class EnergyLayer(nn.Module):
         nonconverged: What to do with samples whose solve did not converge: ``"mask"`` gives them
             zero gradient and counts them in ``solution.diagnostics["masked"]``; ``"warn"`` keeps
             their gradient and emits a warning; ``"raise"`` raises :class:`SolverError`.
+        warn_masked_share: Under ``"mask"``, warn when more than this share of a batch is masked
+            (non-finite solves included), at most once every
+            :data:`MASKED_WARNING_INTERVAL_S` seconds per layer; 1 never warns. The share is
+            always logged by :class:`~lightning_energy.callbacks.SolverDiagnostics`.
         chunk_size: Solve (and differentiate) the batch in chunks of at most this many samples.
             On CPU the cost per sample grows once a batch's working set leaves the cache
             (B ≳ 1024 in float64 for n ≈ 30), and chunks of 256–512 keep it there. Every input
@@ -108,11 +143,15 @@ class EnergyLayer(nn.Module):
         adjoint: Adjoint | None = None,
         nonconverged: str = "mask",
         chunk_size: int | None = None,
+        warn_masked_share: float = 0.1,
     ) -> None:
         super().__init__()
         if chunk_size is not None and chunk_size < 1:
             raise ValueError(f"Expected `chunk_size` >= 1 or None, got {chunk_size}.")
-        self.chunk_size = chunk_size
+        if not 0.0 <= warn_masked_share <= 1.0:
+            raise ValueError(f"Expected `warn_masked_share` in [0, 1], got {warn_masked_share}.")
+        self.chunk_size, self.warn_masked_share = chunk_size, warn_masked_share
+        self._warned_at = -float("inf")
         adjoint = ImplicitAdjoint() if adjoint is None else adjoint
         if nonconverged not in _POLICIES:
             raise ValueError(
@@ -140,8 +179,11 @@ class EnergyLayer(nn.Module):
                 inputs = tree_map(torch.clone, inputs)
                 return self.forward(inputs, None if x0 is None else x0.clone())
         batch = check_inputs(inputs)
-        x0 = self.energy.initial_solution(inputs) if x0 is None else x0
-        self._check_x0(x0, batch, self.energy.solution_shape)
+        if x0 is None:
+            x0 = self.energy.initial_solution(inputs)
+            self._check_x0(x0, batch, inputs)
+        else:
+            self._check_x0(x0, batch)
         out_dtype = x0.dtype
         dtype = self.solver.dtype or out_dtype
         flat = x0.detach().reshape(batch, -1).to(dtype)
@@ -156,28 +198,58 @@ class EnergyLayer(nn.Module):
         self._apply_policy(solution)
         return solution
 
-    @staticmethod
-    def _check_x0(x0: Tensor, batch: int, shape: tuple[int, ...] | None) -> None:
+    def _check_x0(self, x0: Tensor, batch: int, inputs: Any = None) -> None:
+        """Check the starting points: the user's ``x0``, or (with ``inputs``) the energy's."""
+        name, cause = "x0", ""
+        if inputs is not None:
+            # The user passed no x0: a start of the wrong shape comes from wrong-shaped inputs.
+            name = f"{type(self.energy).__name__}.initial_solution(inputs)"
+            shapes = ", ".join(describe(t) for t in tree_leaves(inputs))
+            cause = f"; check the shapes of `inputs`: {shapes}"
+        shape = self.energy.solution_shape
         want = "..." if shape is None else ", ".join(str(s) for s in shape)
         ok = isinstance(x0, Tensor) and x0.dim() >= 2 and x0.shape[0] == batch
         if not ok or (shape is not None and tuple(x0.shape[1:]) != tuple(shape)):
-            raise ShapeError(f"Expected `x0` of shape ({batch}, {want}) matching the batch of "
-                             f"`inputs`, got {describe(x0)}.")
+            raise ShapeError(f"Expected `{name}` of shape ({batch}, {want}) matching the batch "
+                             f"of `inputs`, got {describe(x0)}{cause}.")
         if not x0.is_floating_point():
-            raise ShapeError(f"Expected floating-point `x0`, got {describe(x0)}.")
+            raise ShapeError(f"Expected floating-point `{name}`, got {describe(x0)}.")
 
     def _apply_policy(self, solution: Solution) -> None:
         bad = ~solution.converged
         masked = bad if self.nonconverged == "mask" else torch.zeros_like(bad)
-        solution.diagnostics["masked"] = masked.sum()
-        if self.nonconverged == "mask" or not bool(bad.any()):
+        # Counted over the problems solved here: a task may pick fewer rows (one of M components).
+        solution.diagnostics["masked"], solution.diagnostics["solves"] = masked.sum(), bad.numel()
+        if self.nonconverged == "mask":
+            self._warn_if_masked(solution, bad)
+            return
+        if not bool(bad.any()):
             return
         message = (f"{int(bad.sum())} of {bad.numel()} solves did not converge "
                    f"({solution.status_counts()}); raise max_steps or tol, or use "
                    "nonconverged='mask'.")
         if self.nonconverged == "raise":
             raise SolverError(message)
-        warnings.warn(message, RuntimeWarning, stacklevel=3)
+        warnings.warn(message, RuntimeWarning, stacklevel=5)  # the caller of layer(...)
+
+    def _warn_if_masked(self, solution: Solution, masked: Tensor) -> None:
+        now = time.monotonic()
+        if now - self._warned_at < MASKED_WARNING_INTERVAL_S:
+            return  # checked first: no host sync while the warning is muted
+        share = float(masked.float().mean())
+        if share <= self.warn_masked_share:
+            return
+        self._warned_at = now
+        counts = ", ".join(f"{n} {status}" for status, n in solution.status_counts().items()
+                           if n and status != "converged")
+        warnings.warn(
+            f"{int(masked.sum())} of {masked.numel()} samples ({share:.0%}) get no gradient: "
+            f"their solve did not converge ({counts}). Raise the solver's "
+            "`max_steps`, loosen its `tol` or solve in float64 (`dtype='float64'`); NaN starts or "
+            "energies end NONFINITE. Logged as {stage}/solver/masked_share; warned at most every "
+            f"{MASKED_WARNING_INTERVAL_S:.0f} s above "
+            f"`warn_masked_share`={self.warn_masked_share}.",
+            RuntimeWarning, stacklevel=6)  # the caller of layer(...)
 
 
 def _chunks(batch: int, size: int | None) -> list[tuple[int, int]]:

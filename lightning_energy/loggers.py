@@ -29,13 +29,16 @@ class OfflineFirstWandbLogger(WandbLogger):
     """A ``WandbLogger`` that runs offline unless wandb is configured to go online.
 
     With credentials or ``WANDB_MODE`` set, behaves exactly like ``WandbLogger``. With neither,
-    it logs offline into ``save_dir`` and says so in one log line; sync the run later with
-    ``wandb sync <save_dir>/wandb/offline-run-…``. ``log_model=True`` stores the last and best
-    checkpoints as a model artifact in offline mode too (synced with the run).
+    it logs offline into ``save_dir`` and says so in one log line when the run starts; sync the
+    run later with ``wandb sync <save_dir>/wandb/offline-run-…``. ``log_model=True`` stores the
+    last and best checkpoints as a model artifact in offline mode too (synced with the run).
+    Nothing is written before the run starts (a command that fails first leaves no run folder).
 
     Args:
         project: wandb project.
-        save_dir: Folder for the local run files.
+        save_dir: Folder for the local run files (``{save_dir}/wandb/…``). ``None``: the
+            trainer's ``default_root_dir`` when ``lightning-energy`` builds the trainer (so each
+            experiment keeps its runs beside its checkpoints), else ``runs``.
         name: Run name.
         log_model: Store checkpoints as artifacts (``True``: at the end of training).
         offline: Force offline mode (``None``: decide from the environment as above).
@@ -46,7 +49,7 @@ class OfflineFirstWandbLogger(WandbLogger):
     def __init__(
         self,
         project: str = "lightning-energy",
-        save_dir: str = "runs",
+        save_dir: str | None = None,
         name: str | None = None,
         log_model: bool = False,
         offline: bool | None = None,
@@ -55,15 +58,28 @@ class OfflineFirstWandbLogger(WandbLogger):
     ) -> None:
         if offline is None:
             offline = not os.environ.get("WANDB_MODE") and not wandb_credentials_available()
-            if offline:
-                _announce_offline(save_dir)
-        Path(save_dir).mkdir(parents=True, exist_ok=True)
         os.environ.setdefault("WANDB_SILENT", "true")
+        self._announce, self._save_dir_given = offline, save_dir is not None
         self._offline_artifacts = offline and log_model
         extra: dict[str, Any] = {"tags": tags, "group": group}
-        super().__init__(project=project, save_dir=save_dir, name=name, offline=offline,
-                         log_model=log_model and not offline, **extra)
+        super().__init__(project=project, save_dir=save_dir or "runs", name=name,
+                         offline=offline, log_model=log_model and not offline, **extra)
+        # WandbLogger always passes `anonymous`, which wandb >= 0.19 warns has no effect.
+        self._wandb_init.pop("anonymous", None)
         self._checkpoint_callback: Any = None
+
+    def default_save_dir(self, root: str) -> None:
+        """Put the run under ``root`` unless ``save_dir`` was given or the run has started."""
+        if not self._save_dir_given and self._experiment is None:
+            self._save_dir = self._wandb_init["dir"] = os.fspath(root)
+
+    @property
+    def experiment(self) -> Any:  # noqa: D102
+        if self._experiment is None and getattr(rank_zero_only, "rank", 0) == 0:
+            Path(str(self.save_dir)).mkdir(parents=True, exist_ok=True)
+            if self._announce:
+                _announce_offline(str(self.save_dir))
+        return super().experiment
 
     def after_save_checkpoint(self, checkpoint_callback: Any) -> None:  # noqa: D102
         if self._offline_artifacts:

@@ -9,7 +9,7 @@ least-squares energy's closed-form residual Jacobian with automatic differentiat
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -237,15 +237,23 @@ def check_jacobian(energy: LeastSquaresEnergy, inputs: Any, x: Tensor | None = N
     if not params:
         return jac_error, float("nan")
     weights = torch.randn(jac.shape, generator=gen, dtype=torch.float64)
-    grads = torch.autograd.grad((jac * weights).sum(), params, allow_unused=True)
-    grads_ref = torch.autograd.grad((jac_ref * weights).sum(), params, allow_unused=True)
-    flat_grads = torch.cat([(g if g is not None else torch.zeros_like(p)).flatten()
-                            for g, p in zip(grads, params, strict=True)])
-    flat_ref = torch.cat([(g if g is not None else torch.zeros_like(p)).flatten()
-                          for g, p in zip(grads_ref, params, strict=True)])
+    flat_grads = _flat_grad((jac * weights).sum(), params)
+    flat_ref = _flat_grad((jac_ref * weights).sum(), params)
     param_error = relative_error(flat_grads, flat_ref)
     if param_error > tol:
         raise AssertionError(f"The closed-form Jacobian's derivative w.r.t. the parameters "
                              f"differs from autograd's by {param_error:.2e} (relative) > "
                              f"tol={tol:.0e}.")
     return jac_error, param_error
+
+
+def _flat_grad(out: Tensor, params: Sequence[Tensor]) -> Tensor:
+    """∂out/∂params as one flat vector, zero for every parameter ``out`` does not depend on.
+
+    A Jacobian may depend on no parameter at all (a learnable robust-kernel scale enters the
+    energy but not the residuals), and then ``out`` has no graph to differentiate.
+    """
+    grads = (torch.autograd.grad(out, params, allow_unused=True) if out.requires_grad
+             else (None,) * len(params))
+    return torch.cat([(g if g is not None else torch.zeros_like(p)).flatten()
+                      for g, p in zip(grads, params, strict=True)])

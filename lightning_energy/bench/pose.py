@@ -21,7 +21,7 @@ import json
 import statistics
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _time(forward: Callable[[], Tensor], device: torch.device, repeats: int,
-          parameters: list[Tensor]) -> dict[str, float]:
+          parameters: Sequence[Tensor]) -> dict[str, float]:
     """Median forward, backward and training-step ms of ``forward`` (loss Σ x²), and memory."""
     optimizer = torch.optim.Adam(parameters, lr=0.0)  # lr 0: time the step, keep the problem
     fwd, bwd, step = [], [], []
@@ -120,15 +120,21 @@ def rows_for(batch: int, args: argparse.Namespace, theseus: bool) -> list[dict[s
     rows = []
     for backward in ("implicit", "unrolled"):
         layer = our_layer(problem, args.steps, backward, args.damping, device)
-        timing = _time(lambda layer=layer: layer(problem.inputs, problem.x0).x, device,
-                       args.repeats, params)
+
+        def ours(layer: EnergyLayer = layer) -> Tensor:
+            return layer(problem.inputs, problem.x0).x
+
+        timing = _time(ours, device, args.repeats, params)
         rows.append({"library": "lightning_energy", "backward": backward,
                      "hessian": "gauss_newton" if backward == "implicit" else "-",
                      **common, **timing})
         if theseus and batch <= args.theseus_max_batch:
             solver = TheseusPose(problem, args.steps, damping=1e-3)
-            timing = _time(lambda solver=solver, b=backward: solver(b), device,
-                           max(1, args.repeats if batch < 256 else 1), params)
+
+            def theirs(solver: TheseusPose = solver, mode: str = backward) -> Tensor:
+                return solver(mode)
+
+            timing = _time(theirs, device, args.repeats if batch < 256 else 1, params)
             rows.append({"library": "theseus", "backward": backward,
                          "hessian": "gauss_newton" if backward == "implicit" else "-",
                          **common, **timing})
@@ -155,7 +161,7 @@ def agreement(args: argparse.Namespace) -> dict[str, Any]:
             "relative_difference": diff, "cosine": cosine}
 
 
-def _gradient(forward: Callable[[], Tensor], params: list[Tensor]) -> Tensor:
+def _gradient(forward: Callable[[], Tensor], params: Sequence[Tensor]) -> Tensor:
     grads = torch.autograd.grad(forward().pow(2).sum(), params, allow_unused=True)
     return torch.cat([torch.zeros_like(p).flatten() if g is None else g.flatten()
                       for p, g in zip(params, grads, strict=True)])

@@ -70,7 +70,10 @@ class TheseusPose:
         self.layer = th.TheseusLayer(optimizer).to(problem.x0.device)
 
     def __call__(self, backward: str) -> Tensor:
-        """x after ``steps`` iterations (B, n), differentiable by ``"implicit"`` or ``"unrolled"``."""
+        """Solutions (B, n) after ``steps`` iterations, differentiable by ``backward``.
+
+        ``backward`` is ``"implicit"`` or ``"unrolled"``.
+        """
         mode = {"implicit": self.th.BackwardMode.IMPLICIT,
                 "unrolled": self.th.BackwardMode.UNROLL}[backward]
         solution, _ = self.layer.forward(

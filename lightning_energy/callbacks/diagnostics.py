@@ -10,6 +10,7 @@ import torch
 from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.loggers import WandbLogger
 from torch import Tensor, nn
+from torchmetrics import MeanMetric
 
 from lightning_energy.metrics.convergence import SolverConvergence
 from lightning_energy.solvers.solution import Solution
@@ -25,13 +26,15 @@ def _solution(outputs: Any) -> Solution | None:
 
 
 class SolverDiagnostics(Callback):
-    """Log ``{stage}/solver/…``: converged fraction, mean/max steps, gradient norm, damping.
+    """Log ``{stage}/solver/…``: converged fraction, mean/max steps, gradient norm, masked share.
 
     Epoch-level values come from a DDP-correct :class:`~lightning_energy.metrics.SolverConvergence`
-    per stage. During training, per-step values are logged too: the solver's final damping, the
-    number of masked (non-converged) samples and, from the step's backward pass (which has run
-    when ``on_train_batch_end`` fires), the damping the adjoint used and how many samples needed
-    the linear-solve fallback.
+    per stage, and ``{stage}/solver/masked_share`` (the share of samples the layer gave no
+    gradient, ``nonconverged="mask"``, non-finite solves included) from a torchmetrics
+    ``MeanMetric`` weighted by batch size, so it too is exact over all processes. During
+    training, per-step values are logged too: the solver's final damping, the number of masked
+    samples and, from the step's backward pass (which has run when ``on_train_batch_end``
+    fires), the damping the adjoint used and how many samples needed the linear-solve fallback.
 
     Works with any task whose steps return ``{"loss": …, "solution": Solution}``
     (:class:`~lightning_energy.EnergyTask` does).
@@ -40,23 +43,34 @@ class SolverDiagnostics(Callback):
     def __init__(self) -> None:
         super().__init__()
         self.metrics = nn.ModuleDict({metrics_key(s): SolverConvergence() for s in _STAGES})
+        self.masked = nn.ModuleDict({metrics_key(s): MeanMetric() for s in _STAGES})
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         """Keep the metric states on the module's device."""
+        self._place(pl_module)
+
+    def _place(self, pl_module: pl.LightningModule) -> None:
         self.metrics.to(pl_module.device)
+        self.masked.to(pl_module.device)
 
     def _update(self, pl_module: pl.LightningModule, outputs: Any, stage: str) -> None:
         solution = _solution(outputs)
         if solution is None:
             return
-        self.metrics.to(pl_module.device)
+        self._place(pl_module)
         metric = cast(SolverConvergence, self.metrics[metrics_key(stage)])
         metric.update(solution.converged, solution.num_steps, solution.grad_norm)
+        size = int(solution.converged.shape[0])
+        # The layer counts masked samples among all the problems it solved, which may be more
+        # than the rows of the task's solution (the pose task keeps one of M components).
+        solves = int(solution.diagnostics.get("solves", size))
+        masked = torch.as_tensor(solution.diagnostics.get("masked", 0), dtype=torch.float64,
+                                 device=pl_module.device)
+        share = cast(MeanMetric, self.masked[metrics_key(stage)])
+        share.update(masked / max(solves, 1), weight=solves)
         if stage == "train":
-            size = int(solution.converged.shape[0])
             values = {"train/solver/damping": solution.damping.float().mean(),
-                      "train/solver/masked": torch.as_tensor(
-                          solution.diagnostics.get("masked", 0), dtype=torch.float32)}
+                      "train/solver/masked": masked.float()}
             for key, value in solution.diagnostics.items():
                 if key.startswith("backward/"):
                     values[f"train/solver/{key}"] = torch.as_tensor(value).float()
@@ -66,9 +80,14 @@ class SolverDiagnostics(Callback):
         metric = cast(SolverConvergence, self.metrics[metrics_key(stage)])
         if int(metric.total) == 0 and not torch.distributed.is_initialized():
             return
+        masked = cast(MeanMetric, self.masked[metrics_key(stage)])
         values = {f"{stage}/solver/{k}": v.float() for k, v in metric.compute().items()}
-        pl_module.log_dict(values, on_step=False, on_epoch=True)
+        values[f"{stage}/solver/masked_share"] = masked.compute().float()
+        # The metrics have already reduced over the processes, so every rank holds the same
+        # values; sync_dist with "max" tells Lightning so (no warning) and keeps them exact.
+        pl_module.log_dict(values, on_step=False, on_epoch=True, sync_dist=True, reduce_fx="max")
         metric.reset()
+        masked.reset()
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,  # noqa: D102
                            outputs: Any, batch: Any, batch_idx: int) -> None:

@@ -75,13 +75,24 @@ class BaselineReport(Callback):
                 sums[name] = sums.get(name, 0) + err.double().sum()
             count += next(iter(errors.values())).numel() if errors else 0
         pl_module.train(was_training)
-        if not sums:
+        # Every rank joins every reduction, also one that evaluated no batch (else rank 0 waits
+        # forever): the names come from all ranks.
+        names = sorted(_all_names(trainer, sums))
+        if not names:
             return {}
         total = trainer.strategy.reduce(count, reduce_op="sum")
-        return {k: float(trainer.strategy.reduce(v, reduce_op="sum") / total)
-                for k, v in sums.items()}
+        zero = torch.zeros((), device=pl_module.device, dtype=torch.float64)
+        return {k: float(trainer.strategy.reduce(sums.get(k, zero), reduce_op="sum") / total)
+                for k in names}
 
 
+def _all_names(trainer: pl.Trainer, sums: dict[str, Tensor]) -> set[str]:
+    """The error names any rank saw."""
+    if trainer.world_size == 1 or not torch.distributed.is_initialized():
+        return set(sums)
+    gathered: list[list[str] | None] = [None] * trainer.world_size
+    torch.distributed.all_gather_object(gathered, sorted(sums))
+    return {name for names in gathered for name in names or []}
 
 
 def _batch_limit(limit: int | float | None, available: int) -> int:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from lightning_energy.datasets.pose_batch import CAMERA_IDS, CameraArrays, PoseArrays
-from lightning_energy.errors import DatasetNotFoundError
+from lightning_energy.errors import DatasetNotFoundError, reading
 
 #: Default dataset root, relative to the working directory (the repository root).
 DEFAULT_H36M_ROOT = "../shared/data/h36m_multiview_sh"
@@ -74,7 +74,8 @@ def read_sequences(root: str | Path | None = None) -> list[SequenceInfo]:
     path = _resolve_root(root) / "sequences.csv"
     if not path.is_file():
         raise DatasetNotFoundError(f"Missing '{path}'; the default root is '{DEFAULT_H36M_ROOT}'.")
-    with path.open(newline="") as handle:
+    with reading(path, "columns subject, sequence, action, file, n_frames_stored"), \
+            path.open(newline="") as handle:
         return [
             SequenceInfo(
                 row["subject"], row["sequence"], row["action"], row["file"],
@@ -97,21 +98,30 @@ def read_cameras(root: str | Path | None, subjects: Sequence[str]) -> CameraArra
     path = base / "cameras.json"
     if not path.is_file():
         raise DatasetNotFoundError(f"Missing '{path}'; the default root is '{DEFAULT_H36M_ROOT}'.")
-    table = json.loads(path.read_text())["subjects"]
     keys = {"R": "R_world_to_camera", "T": "T_camera_centre_world_mm", "f": "f", "c": "c",
             "k": "k", "p": "p"}  # fmt: skip
+    expected = (f"JSON {{'subjects': {{subject: [camera with camera_id, "
+                f"{', '.join(keys.values())}]}}}} for cameras {list(CAMERA_IDS)}, f > 0")
     values: dict[str, list[np.ndarray]] = {name: [] for name in keys}
-    for subject in subjects:
-        if subject not in table:
-            raise _missing_subject(base, subject, f"no entry in '{path}'")
-        cams = {cam["camera_id"]: cam for cam in table[subject]}
-        for name, key in keys.items():
-            values[name].append(np.array([cams[cid][key] for cid in CAMERA_IDS], dtype=np.float64))
+    with reading(path, expected):
+        table = json.loads(path.read_text())["subjects"]
+        for subject in subjects:
+            if subject not in table:
+                raise _missing_subject(base, subject, f"no entry in '{path}'")
+            cams = {cam["camera_id"]: cam for cam in table[subject]}
+            for name, key in keys.items():
+                values[name].append(np.array([cams[cid][key] for cid in CAMERA_IDS],
+                                             dtype=np.float64))
+            if not (values["f"][-1] > 0).all():
+                raise ValueError(f"focal lengths `f` of {subject} {values['f'][-1].tolist()}")
     return CameraArrays(**{name: np.stack(v) for name, v in values.items()})
 
 
 def _read_sequence(base: Path, info: SequenceInfo, rig: int, stride: int) -> PoseArrays:
-    with np.load(base / info.file) as data:
+    path = base / info.file
+    expected = (f"an .npz with camera_ids (holding {list(CAMERA_IDS)}), joints2d_sh (4, T, 17, "
+                "2), joints3d_world (T, 17, 3), frame_index (T,)")
+    with reading(path, expected), np.load(path) as data:
         order = [list(data["camera_ids"]).index(cid) for cid in CAMERA_IDS]
         joints2d = np.moveaxis(data["joints2d_sh"][order], 0, 1)[::stride]
         joints3d = data["joints3d_world"][::stride]

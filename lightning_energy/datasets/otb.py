@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lightning_energy.errors import DatasetNotFoundError
+from lightning_energy.errors import DatasetFormatError, DatasetNotFoundError, reading
 
 DEFAULT_OTB_ROOT = "../shared/data/otb100_tracker_fusion"
 """Where the OTB-100 development data lives, relative to the repository root."""
@@ -59,7 +59,7 @@ def read_boxes(path: str | Path) -> np.ndarray:
 
     Raises:
         DatasetNotFoundError: If the file does not exist.
-        ValueError: If a row does not hold exactly four numbers.
+        DatasetFormatError: If a row does not hold exactly four numbers.
     """
     path = Path(path)
     if not path.is_file():
@@ -70,17 +70,23 @@ def read_boxes(path: str | Path) -> np.ndarray:
         if not values:
             continue
         if len(values) != 4:
-            raise ValueError(f"{path}:{number}: expected 4 values x,y,w,h, got {line!r}.")
+            raise DatasetFormatError(f"{path}:{number}: expected 4 values x,y,w,h, got "
+                                     f"{line!r}.")
         rows.append(values)
     try:
         return np.array(rows, dtype=np.float64).reshape(-1, 4)
     except ValueError as err:
-        raise ValueError(f"{path}: a row holds something that is not a number ({err}).") from err
+        raise DatasetFormatError(f"{path}: a row holds something that is not a number "
+                                 f"({err}).") from err
 
 
-def _read_csv(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="") as handle:
-        return list(csv.DictReader(handle))
+def _read_csv(path: Path, required: str) -> list[dict[str, str]]:
+    """The rows of a CSV table that must have the column ``required``."""
+    with reading(path, f"a CSV table with a `{required}` column"), path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+        if rows and required not in rows[0]:
+            raise KeyError(required)
+        return rows
 
 
 def list_sequences(root: str | Path, split: str | None = "dev") -> list[str]:
@@ -99,7 +105,7 @@ def list_sequences(root: str | Path, split: str | None = "dev") -> list[str]:
     table = path / "sequences.csv"
     if not table.is_file():
         return sorted(p.stem for p in (path / "groundtruth").glob("*.txt"))
-    rows = _read_csv(table)
+    rows = _read_csv(table, "sequence")
     names = [row["sequence"] for row in rows
              if split is None or row.get("split", split) == split]
     if rows and not names:
@@ -130,7 +136,7 @@ def sequence_groups(root: str | Path) -> dict[str, str]:
     """
     path = _check_root(root)
     table = path / "sequences.csv"
-    rows = _read_csv(table) if table.is_file() else []
+    rows = _read_csv(table, "sequence") if table.is_file() else []
     if rows and "video_group" in rows[0]:
         return {row["sequence"]: row["video_group"] for row in rows}
     return {name: otb_video_group(name) for name in list_sequences(root, split=None)}
@@ -146,7 +152,8 @@ def tracker_success_auc(root: str | Path) -> dict[str, float]:
     if not table.is_file():
         return {p.name: math.nan for p in sorted((path / "results").iterdir()) if p.is_dir()}
     return {
-        row["tracker"]: float(row.get("dev_success_auc") or math.nan) for row in _read_csv(table)
+        row["tracker"]: float(row.get("dev_success_auc") or math.nan)
+        for row in _read_csv(table, "tracker")
     }
 
 

@@ -222,6 +222,7 @@ class PoseBatch:
             if len(getattr(self, name)) != b:
                 got = len(getattr(self, name))
                 raise ShapeError(f"Expected `{name}` of length {b}, got {got}.")
+        _check_contents(self.visible, self.f)
 
     def __len__(self) -> int:
         return int(self.visible.shape[0])
@@ -297,3 +298,15 @@ class PoseFrames(Dataset[PoseBatch]):
 
     def __getitems__(self, indices: Sequence[int]) -> list[PoseBatch]:
         return [self.arrays.to_batch(np.asarray(indices), dtype=self.dtype)]
+
+
+def _check_contents(visible: Tensor, f: Tensor) -> None:
+    """Every frame sees a joint somewhere, every camera has positive focal lengths."""
+    blind = (~visible.flatten(1).any(1)).nonzero().flatten().tolist()
+    if blind:
+        raise ShapeError(f"Expected a visible joint in some view of every frame (`visible`), got "
+                         f"frames {blind[:5]} with none (all-NaN detections?): drop them.")
+    cameras = (~(f > 0)).any(-1).any(0).nonzero().flatten().tolist()
+    if cameras:
+        raise ShapeError(f"Expected focal lengths `f` > 0 (pixels), got {float(f.min())} at "
+                         f"cameras {cameras}: check the calibration.")

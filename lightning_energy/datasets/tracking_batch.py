@@ -145,6 +145,11 @@ class TrackingBatch:
         expect_shape("start", self.start, (b,))
         if len(self.sequence) != b:
             raise ShapeError(f"Expected {b} names in `sequence`, got {len(self.sequence)}.")
+        empty = (~self.valid.flatten(1).any(1)).nonzero().flatten().tolist()
+        if empty:
+            raise ShapeError(f"Expected a usable tracker box (`valid`) in every window, got "
+                             f"windows {empty[:5]} of {[self.sequence[i] for i in empty[:5]]} "
+                             "with none (every tracker missing): drop them.")
 
     @property
     def batch_size(self) -> int:

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lightning_energy.errors import DatasetNotFoundError, expect_shape
+from lightning_energy.errors import DatasetNotFoundError, expect_shape, reading
 
 #: Default root of the PPCA files, relative to the working directory (the repository root).
 DEFAULT_PPCA_ROOT = "../shared/data/wibergian_ppca"
@@ -117,10 +117,14 @@ def ppca_file(root: str | Path | None, name: str) -> Path:
 
 
 def read_h5(path: Path) -> dict[str, np.ndarray]:
-    """Every dataset of an HDF5 file, by name, as numpy arrays."""
+    """Every dataset of an HDF5 file, by name, as numpy arrays.
+
+    Raises:
+        DatasetFormatError: If the file is not a readable HDF5 file (e.g. truncated).
+    """
     import h5py
 
-    with h5py.File(path, "r") as handle:
+    with reading(path, "an HDF5 file of arrays"), h5py.File(path, "r") as handle:
         return {key: np.asarray(handle[key][()]) for key in handle}
 
 

@@ -146,7 +146,7 @@ class EnergyTask(pl.LightningModule, ABC):
         loss = self.loss(solution, batch)
         size = self.batch_size(batch)
         self.log(f"{stage}/loss", loss, batch_size=size, prog_bar=True,
-                 on_step=stage == "train", on_epoch=True, sync_dist=stage != "train")
+                 on_step=stage == "train", on_epoch=True, sync_dist=True)
         if metrics_key(stage) in self.metrics:
             collection = cast(MetricCollection, self.metrics[metrics_key(stage)])
             collection.update(*self.metric_inputs(solution, batch))

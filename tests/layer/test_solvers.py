@@ -262,8 +262,9 @@ def test_unrolled_gradients_are_the_same_with_compacted_steps():
 class _LineFitWithJacobian(RobustLineFit):
     """RobustLineFit with its Jacobian in closed form (optionally wrong, to test the checks)."""
 
-    def __init__(self, num_points: int, wrong: bool = False, bad_shape: bool = False) -> None:
-        super().__init__(num_points)
+    def __init__(self, num_points: int, wrong: bool = False, bad_shape: bool = False,
+                 kernel: le.robust.RobustKernel | None = None) -> None:
+        super().__init__(num_points, kernel)
         self.wrong, self.bad_shape = wrong, bad_shape
 
     def residuals_and_jacobian(self, x, inputs):
@@ -271,6 +272,18 @@ class _LineFitWithJacobian(RobustLineFit):
         w = self.point_weights.to(x.dtype)
         jac = torch.stack((-w * t, -w.expand_as(t) * (2.0 if self.wrong else 1.0)), dim=-1)
         return self.residuals(x, inputs), jac[:, :-1] if self.bad_shape else jac
+
+
+def test_check_jacobian_when_only_the_kernel_is_learnable():
+    """Catches: differentiating a Jacobian no parameter reaches (the issue's `RuntimeError:
+    element 0 of tensors does not require grad` with PseudoHuber(0.3, learnable=True))."""
+    from lightning_energy.testing import check_jacobian
+
+    energy = _LineFitWithJacobian(12, kernel=le.robust.PseudoHuber(0.3, learnable=True))
+    energy.point_weights.requires_grad_(False)
+    jac_error, param_error = check_jacobian(energy, line_data(5, 12))
+    assert jac_error < 1e-12
+    assert param_error == 0.0  # the Jacobian does not depend on the kernel's scale
 
 
 def test_closed_form_jacobian_is_used_and_checked():

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from lightning_energy.cli import main
+from lightning_energy.cli import main, run_cli
 
 RECIPES = Path(__file__).parents[2] / "recipes"
 DEBUG = str(RECIPES / "trainer" / "cpu_debug.yaml")
@@ -25,5 +25,5 @@ def test_synthetic_recipe_fits_and_tests(tmp_path, capsys: pytest.CaptureFixture
 def test_real_data_recipes_name_a_missing_root(name: str, tmp_path):
     recipe = str(RECIPES / "tracking" / f"{name}.yaml")
     with pytest.raises(FileNotFoundError, match="No OTB-format tracking data"):
-        main(["fit", "--config", recipe, "--config", DEBUG, "--data.init_args.root",
+        run_cli(["fit", "--config", recipe, "--config", DEBUG, "--data.init_args.root",
               str(tmp_path / "absent"), "--trainer.default_root_dir", str(tmp_path)])
