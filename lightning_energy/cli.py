@@ -69,6 +69,7 @@ BENCHMARKS = {
     "adjoints": "speed and memory of the adjoints (docs/benchmarks.md)",
     "pose": "a training step of the multi-view pose energy, optionally against Theseus",
     "tracking": "one long track fused and differentiated, by linear solver",
+    "scaling": "the implicit backward's cost as the number of variables grows",
 }
 PROG = "lightning-energy"
 EPILOG = f"""other commands:

@@ -17,20 +17,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 import warnings
 from typing import Any
 
 import torch
-from torch import Tensor
 
 from lightning_energy.adjoints.base import Adjoint
 from lightning_energy.adjoints.implicit import ImplicitAdjoint
 from lightning_energy.adjoints.unrolled import UnrolledAdjoint
 from lightning_energy.bench.problems import PoseLikeEnergy
 from lightning_energy.bench.reference import per_sample_reference
-from lightning_energy.bench.timing import graph_saved_bytes, synchronize
+from lightning_energy.bench.timing import time_layer
 from lightning_energy.layer import EnergyLayer
 from lightning_energy.solvers.base import Solver
 from lightning_energy.solvers.gauss_newton import LevenbergMarquardt
@@ -54,38 +51,6 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
                         help="solve the batch in chunks of this many samples")
     parser.add_argument("--format", choices=["table", "json"], default="table")
     return parser
-
-
-def _measure(layer: EnergyLayer, inputs: Tensor, device: torch.device,
-             repeats: int) -> tuple[float, float, float]:
-    """Median forward and backward milliseconds (each timed on its own) and memory in MB."""
-    forward_times, backward_times = [], []
-    for i in range(repeats + 1):  # the first round is a warm-up
-        synchronize(device)
-        start = time.perf_counter()
-        loss = layer(inputs).x.pow(2).sum()
-        synchronize(device)
-        middle = time.perf_counter()
-        loss.backward()
-        synchronize(device)
-        if i:
-            forward_times.append((middle - start) * 1e3)
-            backward_times.append((time.perf_counter() - middle) * 1e3)
-    return (statistics.median(forward_times), statistics.median(backward_times),
-            _memory_mb(layer, inputs, device))
-
-
-def _memory_mb(layer: EnergyLayer, inputs: Tensor, device: torch.device) -> float:
-    if device.type == "cuda":
-        synchronize(device)
-        base = torch.cuda.memory_allocated(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        layer(inputs).x.pow(2).sum().backward()
-        return (torch.cuda.max_memory_allocated(device) - base) / 2**20
-    loss = layer(inputs).x.pow(2).sum()
-    memory = graph_saved_bytes(loss) / 2**20
-    loss.backward()
-    return memory
 
 
 def adjoint_rows(steps: int) -> list[tuple[str, str, Adjoint, Solver]]:
@@ -117,7 +82,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         for name, hessian, adjoint, solver in adjoint_rows(args.steps):
             layer = EnergyLayer(energy, solver, adjoint, nonconverged="warn",
                                 chunk_size=args.chunk_size)
-            fwd, bwd, mem = _measure(layer, inputs, device, args.repeats)
+            fwd, bwd, mem = time_layer(layer, inputs, device, args.repeats)
             records.append({"adjoint": name, "hessian": hessian, "solver": type(solver).__name__,
                             "batch_size": args.batch_size, **common, "forward_ms": fwd,
                             "backward_ms": bwd, "peak_memory_mb": mem})

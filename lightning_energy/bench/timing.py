@@ -71,3 +71,39 @@ def _saved(node: Any) -> list[Tensor]:
         values = value if isinstance(value, tuple | list) else (value,)
         tensors.extend(v for v in values if isinstance(v, Tensor))
     return tensors
+
+
+def time_layer(layer: Any, inputs: Any, device: torch.device,
+               repeats: int) -> tuple[float, float, float]:
+    """Median forward and backward ms of ``layer(inputs)``, and memory in MB.
+
+    The loss is Σ x*²; forward and backward are each timed on their own after a warm-up round.
+    Memory: on CUDA the peak allocated, on CPU what the autograd graph saves for backward.
+    """
+    forward_times, backward_times = [], []
+    for i in range(repeats + 1):  # the first round is a warm-up
+        synchronize(device)
+        start = time.perf_counter()
+        loss = layer(inputs).x.pow(2).sum()
+        synchronize(device)
+        middle = time.perf_counter()
+        loss.backward()
+        synchronize(device)
+        if i:
+            forward_times.append((middle - start) * 1e3)
+            backward_times.append((time.perf_counter() - middle) * 1e3)
+    return (statistics.median(forward_times), statistics.median(backward_times),
+            _memory_mb(layer, inputs, device))
+
+
+def _memory_mb(layer: Any, inputs: Any, device: torch.device) -> float:
+    if device.type == "cuda":
+        synchronize(device)
+        base = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        layer(inputs).x.pow(2).sum().backward()
+        return (torch.cuda.max_memory_allocated(device) - base) / 2**20
+    loss = layer(inputs).x.pow(2).sum()
+    memory = graph_saved_bytes(loss) / 2**20
+    loss.backward()
+    return memory

@@ -1,0 +1,47 @@
+"""Every ``lightning-energy bench`` suite runs on a tiny setting and writes well-formed JSON.
+
+Not timed: the numbers are for docs/benchmarks.md, measured by the suites themselves.
+"""
+
+import json
+
+import pytest
+
+from lightning_energy.cli import BENCHMARKS, main
+
+TINY = {
+    "adjoints": ["--batch-size", "4", "--steps", "2", "--repeats", "1", "--reference-batch", "2"],
+    "pose": ["--batch-sizes", "2", "--steps", "2", "--repeats", "1", "--compare", "theseus",
+             "--agreement-batch", "2", "--agreement-steps", "3"],
+    "tracking": ["--frames", "24", "--trackers", "3", "--dense-max", "24"],
+    "scaling": ["--variables", "6", "8", "--batch-size", "2", "--steps", "2", "--repeats", "1"],
+}
+FIELDS = {
+    "adjoints": {"adjoint", "hessian", "batch_size", "forward_ms", "backward_ms",
+                 "peak_memory_mb"},
+    "pose": {"library", "backward", "batch_size", "forward_ms", "backward_ms", "step_ms",
+             "peak_memory_mb"},
+    "tracking": {"frames", "linear_solver", "forward_ms", "backward_ms", "converged"},
+    "scaling": {"variables", "mode", "forward_ms", "backward_ms", "memory_mb"},
+}
+
+
+def test_every_suite_is_covered():
+    assert set(TINY) == set(BENCHMARKS)
+
+
+@pytest.mark.parametrize("suite", sorted(TINY))
+def test_suite_writes_records(suite, capsys):
+    main(["bench", suite, *TINY[suite], "--format", "json"])
+    records = json.loads(capsys.readouterr().out)
+    timed = [r for r in records if "forward_ms" in r]
+    assert timed, records
+    for record in timed:
+        assert FIELDS[suite] <= set(record), record
+        assert record["forward_ms"] > 0
+        assert record["backward_ms"] >= 0
+    if suite == "pose":
+        libraries = {r["library"] for r in records}
+        # Theseus is optional: either compared (with the gradient agreement) or said why not.
+        assert libraries == {"lightning_energy", "theseus", "agreement"} or any(
+            "skipped" in r and "theseus" in r["skipped"] for r in records)
