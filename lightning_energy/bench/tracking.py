@@ -103,5 +103,7 @@ def format_table(records: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> str:
     """Entry point: parse, run; returns the table (or JSON) that the command prints."""
     args = build_parser().parse_args(argv)
+    # A short run first: the first forward-mode call traces torch's decompositions (seconds).
+    measure(min(16, *args.frames), argparse.Namespace(**{**vars(args), "dense_max": 0}))
     records = [row for frames in args.frames for row in measure(frames, args)]
     return json.dumps(records, indent=2) if args.format == "json" else format_table(records)

@@ -15,7 +15,7 @@ learnable δ, and a tiny prior ε towards the consensus r (keeps frames with no 
 (Robust smoothness terms were tried and measured no gain: docs/notes/tracking-rounds.md, round 4.)
 
 The four coordinates decouple and each one's Hessian (and IRLS matrix) is pentadiagonal in t
-(block-tridiagonal with the first-order term only); :meth:`TrackFusionEnergy.normal_bands` and
+(block-tridiagonal with the first-order term only); :meth:`TrackFusionEnergy.irls_system` and
 :meth:`TrackFusionEnergy.hessian_bands` return the bands, which
 :class:`~lightning_energy.solvers.BandedIRLS` and ``ImplicitAdjoint(linear_solver=Banded())``
 exploit.
@@ -305,35 +305,46 @@ class TrackFusionEnergy(LeastSquaresEnergy):
             d2 = torch.zeros_like(d0)
         return d0, d1, d2
 
-    def normal_bands(self, x: Tensor, inputs: TrackFusionInputs) -> tuple[Tensor, Tensor]:
-        """The IRLS system at ``x`` (B, T, 4): bands (B, 4, 3, T) and right-hand sides (B, 4, T).
+    def irls_system(self, x: Tensor,
+                    inputs: TrackFusionInputs) -> tuple[Tensor, Tensor, Tensor]:
+        """Energies (B,) and the IRLS system at ``x`` (B, T, 4): bands (B, 4, 3, T), rhs (B, 4, T).
 
         Band 0 is the diagonal, band j holds the entries (t, t + j) at index t (zero-padded at
         the end). IRLS weights are w ρ'_δ(e²) a² per tracker, so the system's solution is the
         majorise–minimise step (monotone for the concave-in-s kernels of ``energies.robust``).
+        The energy comes from the same errors (a solver step needs both; computing it through
+        :meth:`residuals` cost as much again).
         """
         x = x.reshape(inputs.reference.shape)
+        self._check(x, inputs)
         a2 = inputs.scale**2  # (B, T, 4)
         err = (x[:, :, None] - inputs.obs) * inputs.scale[:, :, None]
-        w = self.tracker_weights(inputs)[..., None] ** 2 * self.robust.weight(err**2)
-        w = w * a2[:, :, None]  # (B, T, K, 4)
+        s = err**2
+        trust = self.tracker_weights(inputs)[..., None] ** 2
+        alpha, beta = self.log_alpha.exp(), self.log_beta.exp()
+        first, second = self._differences(x, inputs.scale)
+        value = 0.5 * ((trust * self.robust(s)).sum((1, 2, 3))
+                       + (_group(alpha) * first**2).sum((1, 2))
+                       + (_group(beta) * second**2).sum((1, 2))
+                       + (self.prior * a2 * (x - inputs.reference) ** 2).sum((1, 2)))
+        w = trust * self.robust.weight(s) * a2[:, :, None]  # (B, T, K, 4)
         prior = self.prior * a2
-        diag = w.sum(2) + prior
         rhs = (w * inputs.obs).sum(2) + prior * inputs.reference
-        d0, d1, d2 = self._smoothness_bands(*self._smoothness_curvature(
-            inputs, self.log_alpha.exp(), self.log_beta.exp()))
-        d0 = d0 + diag
-        bands = torch.stack([d0, d1, d2], 1).permute(0, 3, 1, 2)  # (B, 4, 3, T)
-        return bands, rhs.permute(0, 2, 1)
+        d0, d1, d2 = self._smoothness_bands(*self._smoothness_curvature(inputs, alpha, beta))
+        bands = torch.stack([d0 + w.sum(2) + prior, d1, d2], 1).permute(0, 3, 1, 2)
+        return value, bands, rhs.permute(0, 2, 1)
 
-    def hessian_bands(self, x: Tensor, inputs: TrackFusionInputs) -> Tensor:
-        """Exact Hessian ∇²ₓE at ``x`` (B, T, 4) as bands (B, 4, 3, T) (see :meth:`normal_bands`).
+    def hessian_bands(self, x: Tensor, inputs: TrackFusionInputs,
+                      irls_bands: Tensor | None = None) -> Tensor:
+        """Exact Hessian ∇²ₓE at ``x`` (B, T, 4) as bands (B, 4, 3, T) (see :meth:`irls_system`).
 
         The data term's curvature per residual is w a² (ρ'(s) + 2s ρ''(s)), s = e², which is
         negative for outliers of a redescending kernel; ρ'' is the derivative of the kernel's
-        IRLS weight (:meth:`~lightning_energy.robust.RobustKernel.weight_derivative`).
+        IRLS weight (:meth:`~lightning_energy.robust.RobustKernel.weight_derivative`). The
+        Hessian is the IRLS bands plus that diagonal correction: pass ``irls_bands`` when they
+        are at hand (a solver step has them) to skip recomputing them.
         """
-        bands, _ = self.normal_bands(x, inputs)
+        bands = self.irls_system(x, inputs)[1] if irls_bands is None else irls_bands
         x = x.reshape(inputs.reference.shape)
         err = (x[:, :, None] - inputs.obs) * inputs.scale[:, :, None]
         s = err**2

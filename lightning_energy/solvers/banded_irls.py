@@ -5,7 +5,7 @@ are symmetric pentadiagonal T×T matrices, so a step is 4·B small banded solves
 (:func:`~lightning_energy.linalg.solve_bands`): dense batched Cholesky for training windows
 (differentiable, so ``UnrolledAdjoint`` works through it), LAPACK's banded Cholesky for whole
 sequences of thousands of frames. The solver talks to the energy only through its
-``normal_bands`` and ``hessian_bands`` methods (see :class:`BandedEnergy`).
+``irls_system`` and ``hessian_bands`` methods (see :class:`BandedEnergy`).
 """
 
 from __future__ import annotations
@@ -31,12 +31,15 @@ from lightning_energy.solvers.problem import Problem
 class BandedEnergy(Protocol):
     """An energy whose IRLS system and Hessian come as C interleaved pentadiagonal blocks."""
 
-    def normal_bands(self, x: Tensor, inputs: Any) -> tuple[Tensor, Tensor]:
-        """IRLS bands (B, C, 3, T) and right-hand sides (B, C, T) at flat ``x`` (B, T·C)."""
+    def irls_system(self, x: Tensor, inputs: Any) -> tuple[Tensor, Tensor, Tensor]:
+        """Energies (B,), IRLS bands (B, C, 3, T) and right-hand sides (B, C, T) at ``x``."""
         ...
 
-    def hessian_bands(self, x: Tensor, inputs: Any) -> Tensor:
-        """Bands (B, C, 3, T) of the exact Hessian at flat ``x`` (B, T·C)."""
+    def hessian_bands(self, x: Tensor, inputs: Any, irls_bands: Tensor | None = None) -> Tensor:
+        """Bands (B, C, 3, T) of the exact Hessian at ``x`` (flat (B, T·C) or (B, T, C)).
+
+        ``irls_bands``, the IRLS bands at ``x`` when the caller has them, may be reused.
+        """
         ...
 
 
@@ -84,17 +87,17 @@ class BandedIRLS(Solver):
     def check(self, energy: Any) -> None:  # noqa: D102
         if not isinstance(energy, BandedEnergy):
             raise IncompatibleSolverError(
-                f"BandedIRLS needs an energy with normal_bands(x, inputs) and "
+                f"BandedIRLS needs an energy with irls_system(x, inputs) and "
                 f"hessian_bands(x, inputs) (a TrackFusionEnergy), got {type(energy).__name__}.")
 
     @staticmethod
     def _evaluate(problem: Problem, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Energies (B,), gradients (B, n) and the IRLS system (B, 4, 4, T) at flat ``x``."""
-        bands, rhs = problem.call("normal_bands", x, problem.inputs)
+        value, bands, rhs = problem.call("irls_system", x, problem.inputs)
         z = x.reshape(x.shape[0], -1, 4).permute(0, 2, 1)
         grad = (band_matvec(bands, z) - rhs).permute(0, 2, 1).reshape(x.shape)
         system = torch.cat([bands, rhs[:, :, None]], 2)
-        return problem.value(x), grad, system
+        return value, grad, system
 
     def init(self, problem: Problem, x: Tensor) -> SolverState:  # noqa: D102
         value, grad, system = self._evaluate(problem, x)
@@ -128,7 +131,9 @@ class BandedIRLS(Solver):
 
     def _newton_step(self, problem: Problem, state: SolverState) -> tuple[Tensor, Tensor]:
         """−(H + μ s I)⁻¹∇ₓE per sample (B, n), and (B,) whether a block did not factorise."""
-        bands = problem.call("hessian_bands", state.x, problem.inputs)  # (B, C, 3, T)
+        assert state.curvature is not None  # the IRLS system at x: H is its bands + a diagonal
+        bands = problem.call("hessian_bands", state.x, problem.inputs,
+                             state.curvature[:, :, :3])  # (B, C, 3, T)
         b, c, _, t = bands.shape
         scale = bands[:, :, 0].abs().mean((1, 2))
         lam = (state.damping * scale).repeat_interleave(c)
@@ -143,6 +148,6 @@ class BandedIRLS(Solver):
 
     def update(self, problem: Problem, x: Tensor, damping: Tensor) -> Tensor:
         """One IRLS step from flat ``x`` (B, n) (differentiable on the dense path)."""
-        bands, rhs = problem.call("normal_bands", x, problem.inputs)
+        _, bands, rhs = problem.call("irls_system", x, problem.inputs)
         z = solve_bands(bands, rhs, self.dense_below)  # (B, 4, T)
         return z.permute(0, 2, 1).reshape(x.shape)

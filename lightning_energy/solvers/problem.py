@@ -176,7 +176,7 @@ class Problem:
         """``energy.<method>(*args)`` with this problem's (detached, cast) parameters.
 
         For energy methods beyond ``forward`` that a solver needs (``residuals``, the robust
-        kernel's ``rho``/``weights``, a banded energy's ``normal_bands``); ``args`` usually end
+        kernel's ``rho``/``weights``, a banded energy's ``irls_system``); ``args`` usually end
         with ``self.inputs``.
         """
         view = _MethodView(self.energy, method)

@@ -175,3 +175,23 @@ def test_weighted_median_and_weighted_start():
     assert torch.allclose(start, tracker0[:, :, 0])
     consensus = TrackFusionEnergy(4, weighted_start=False).initial_solution(inputs)
     assert torch.equal(consensus, inputs.reference)
+
+
+def test_irls_system_energy_and_gradient_are_the_energys():
+    """Faulty variants caught: a term left out of the energy the solver compares steps by; an
+    IRLS system whose A·x − b is not ∇ₓE (the solver's convergence test would then lie)."""
+    _, inputs, _ = _inputs(length=10, trackers=3)
+    inputs.logit = 0.3 * torch.randn(inputs.mask.shape)
+    energy = TrackFusionEnergy(3, kernel=le.robust.Cauchy(0.3)).double()
+    inputs = TrackFusionInputs(inputs.obs.double(), inputs.mask, inputs.logit.double(),
+                               inputs.scale.double(), inputs.reference.double())
+    x = inputs.reference + 0.05 * torch.randn(inputs.reference.shape, dtype=torch.float64)
+    value, bands, rhs = energy.irls_system(x, inputs)
+    torch.testing.assert_close(value, energy(x, inputs))
+    problem = Problem(energy, inputs, (10, 4))
+    from lightning_energy.linalg import band_matvec
+
+    grad = (band_matvec(bands, x.permute(0, 2, 1)) - rhs).permute(0, 2, 1).reshape(3, -1)
+    torch.testing.assert_close(grad, problem.gradient(x.reshape(3, -1)))
+    torch.testing.assert_close(energy.hessian_bands(x, inputs, bands),
+                               energy.hessian_bands(x, inputs))
