@@ -42,7 +42,7 @@ class ParameterProbe(Callback):
     def __init__(self, out: str) -> None:
         self.out = Path(out)
 
-    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:  # noqa: D102
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         dump = {"params": {k: v.detach().cpu() for k, v in pl_module.state_dict().items()},
                 "world_size": trainer.world_size, "step": trainer.global_step}
         self.out.mkdir(parents=True, exist_ok=True)
