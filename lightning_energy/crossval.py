@@ -243,7 +243,8 @@ def load_records(folders: Sequence[str]) -> list[dict[str, Any]]:
 
 def rows_of(record: dict[str, Any]) -> dict[str, dict[str, float]]:
     """Row name → metric → value: the energy, its grid start, and every logged baseline."""
-    rows: dict[str, dict[str, float]] = {}
+    # The energy first, then its grid-search start, then the baselines.
+    rows: dict[str, dict[str, float]] = {record["name"]: {}}
     for source, label in (("grid_test", f"{record['name']}: grid-search start"),
                           ("test", record["name"])):
         for key, value in record.get(source, {}).items():
