@@ -196,3 +196,16 @@ def test_real_s1_counts() -> None:
     # Detections lie in the 1000 × 1002 pixel images (a few slightly outside).
     uv = np.delete(arrays.joints2d, 9, axis=2)
     assert ((uv >= 0) & (uv <= 1002)).mean() > 0.999
+
+
+def test_reader_counts_a_detection_with_one_nan_coordinate_as_missing(tiny_root: Path) -> None:
+    """Faulty variant: only detections NaN in both coordinates count as missing."""
+    path = tiny_root / "S5" / "Walking_1.npz"
+    with np.load(path) as data:
+        fields = dict(data)
+    fields["joints2d_sh"][:, 2, 4, 1] = np.nan  # frame 2, joint 4: v missing in every view
+    np.savez_compressed(path, **fields)
+    batch = PoseFrames(load_h36m(tiny_root, subjects=["S5"])).__getitems__([1, 2])[0]
+    assert not batch.visible[1, :, 4].any()
+    assert batch.visible[0, :, 4].all()
+    assert torch.equal(batch.joints2d[1, :, 4], torch.zeros(4, 2))
