@@ -93,3 +93,9 @@ def test_base_kernel_is_abstract():
         kernel(torch.ones(2))
     with pytest.raises(NotImplementedError):
         kernel.weight(torch.ones(2))
+
+
+@pytest.mark.parametrize("kind", KERNELS)
+def test_default_scale_is_one(kind):
+    """Faulty variant: another default δ (recipes that give no scale would change)."""
+    assert float(kind().scale) == 1.0
