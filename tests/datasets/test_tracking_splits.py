@@ -113,3 +113,26 @@ def test_otb_naming_rule_groups_the_tiny_fixture():
     for seed in range(4):
         train, test = kfold_sequences(list_sequences(TINY), 2, 0, seed, video)
         assert _videos_on_both_sides(train, test, video) == 0
+
+
+def test_default_seed_is_zero():
+    """Faulty variant: another default seed (published folds would silently change)."""
+    assert kfold_sequences(NAMES, 5, 1, groups=GROUPS) == kfold_sequences(NAMES, 5, 1, 0, GROUPS)
+    assert train_val_split(NAMES, 0.2, groups=GROUPS) == train_val_split(NAMES, 0.2, 0, GROUPS)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_groups_are_dealt_largest_first_to_the_smallest_fold(seed):
+    """Faulty variant: groups dealt smallest first (a big group lands on a full fold: 6 vs 2)."""
+    names = ["v-1", "v-2", "v-3", "v-4", "a", "b", "c", "d"]
+    groups = {f"v-{i}": "v" for i in range(1, 5)}
+    sizes = sorted(len(kfold_sequences(names, 2, fold, seed, groups)[1]) for fold in range(2))
+    assert sizes == [4, 4]
+
+
+def test_a_small_positive_fraction_moves_exactly_one_group():
+    """Faulty variant: a positive fraction asks for at least two names."""
+    names = ["a", "b", "c", "d", "e"]
+    train, val = train_val_split(names, 0.01, 3)
+    assert len(val) == 1
+    assert len(train) == 4
