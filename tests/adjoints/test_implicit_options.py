@@ -188,3 +188,23 @@ def test_constructor_checks():
     with pytest.raises(le.IncompatibleSolverError, match="hessian_bands"):
         le.EnergyLayer(CoupledLogCosh(2, 2), le.Newton(),
                        le.ImplicitAdjoint(linear_solver=Banded()))
+
+
+def test_gauss_newton_hessian_is_used_when_the_solver_keeps_another_curvature():
+    """Faulty variant: the adjoint forms the exact Hessian whatever `hessian` says."""
+    from tests.helpers import RobustLineFit, line_data
+
+    energy = RobustLineFit(10, le.robust.Cauchy(0.3)).double()
+    t, y = line_data(3, 10)
+    y = y.clone().requires_grad_(True)
+    grads = {}
+    for name, solver, hessian in (("lm", le.LevenbergMarquardt(tol=1e-12), "gauss_newton"),
+                                  ("newton", le.Newton(tol=1e-12), "gauss_newton"),
+                                  ("exact", le.Newton(tol=1e-12), "exact")):
+        sol = le.argmin(energy, (t, y), solver=solver,
+                        adjoint=le.ImplicitAdjoint(1e-6, hessian=hessian))
+        assert bool(sol.converged.all())
+        (grads[name],) = torch.autograd.grad(sol.x.sum(), y)
+    # LM hands over its own JᵀWJ; Newton keeps ∇²E, so the adjoint must form JᵀWJ itself.
+    assert torch.allclose(grads["newton"], grads["lm"], rtol=1e-6, atol=1e-10)
+    assert not torch.allclose(grads["newton"], grads["exact"], rtol=1e-3)
