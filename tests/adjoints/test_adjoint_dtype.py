@@ -1,4 +1,4 @@
-"""Unrolled and truncated adjoints: the value is the solver's, computed in the solve dtype."""
+"""Every adjoint returns the solver's x* and differentiates in the solver's dtype."""
 
 from __future__ import annotations
 
@@ -28,8 +28,10 @@ def _problem():
     return Uncast(), torch.randn(3, 4, requires_grad=True)  # a float32 caller
 
 
-@pytest.mark.parametrize("adjoint", [le.UnrolledAdjoint(), le.TruncatedAdjoint(2)],
-                         ids=["unrolled", "truncated"])
+@pytest.mark.parametrize("adjoint", [le.UnrolledAdjoint(), le.TruncatedAdjoint(2),
+                                     le.ImplicitAdjoint(1e-3),
+                                     le.ImplicitAdjoint(1e-3, hessian="cg")],
+                         ids=["unrolled", "truncated", "implicit", "implicit-cg"])
 def test_value_is_the_solvers_solution_in_the_solve_dtype(adjoint):
     """Faulty variants: the returned value is x* + 2 x_k (not x*), or the solve ignores dtype."""
     energy, c = _problem()
