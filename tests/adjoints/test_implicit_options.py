@@ -208,3 +208,23 @@ def test_gauss_newton_hessian_is_used_when_the_solver_keeps_another_curvature():
     # LM hands over its own JᵀWJ; Newton keeps ∇²E, so the adjoint must form JᵀWJ itself.
     assert torch.allclose(grads["newton"], grads["lm"], rtol=1e-6, atol=1e-10)
     assert not torch.allclose(grads["newton"], grads["exact"], rtol=1e-3)
+
+
+def test_parameter_that_does_not_move_the_minimum_gets_no_gradient():
+    """Faulty variant: the backward pass requires every parameter to reach ∇ₓE (it raises)."""
+
+    class Shifted(le.Energy):
+        def __init__(self) -> None:
+            super().__init__()
+            self.offset = torch.nn.Parameter(torch.tensor(3.0, dtype=torch.float64))
+
+        def forward(self, x: Tensor, inputs: Tensor) -> Tensor:
+            return 0.5 * ((x - inputs) ** 2).sum(-1) + self.offset  # E shifts, x* does not
+
+    energy = Shifted()
+    c = torch.randn(2, 3, dtype=torch.float64, requires_grad=True)
+    sol = le.argmin(energy, c, solver=le.Newton(tol=1e-12), x0=torch.zeros(2, 3,
+                                                                          dtype=torch.float64))
+    sol.x.sum().backward()
+    assert energy.offset.grad is None
+    assert torch.allclose(c.grad, torch.full_like(c, 1 / 1.01))  # (H + λI)⁻¹ H, λ = 1e-2
