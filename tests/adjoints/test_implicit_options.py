@@ -228,3 +228,15 @@ def test_parameter_that_does_not_move_the_minimum_gets_no_gradient():
     sol.x.sum().backward()
     assert energy.offset.grad is None
     assert torch.allclose(c.grad, torch.full_like(c, 1 / 1.01))  # (H + λI)⁻¹ H, λ = 1e-2
+
+
+@pytest.mark.parametrize("newton_step", [False, True])
+def test_returned_solution_holds_no_curvature(newton_step):
+    """Faulty variant: the (B, n, n) curvature stays on the returned Solution (held twice)."""
+    energy = CoupledLogCosh(3, 4).double()
+    c = torch.randn(2, 4, dtype=torch.float64, requires_grad=True)
+    sol = le.argmin(energy, c, solver=le.Newton(tol=1e-10),
+                    adjoint=le.ImplicitAdjoint(newton_step=newton_step))
+    assert sol.curvature is None
+    sol.x.sum().backward()
+    assert sol.curvature is None
