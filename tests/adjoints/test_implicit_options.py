@@ -81,12 +81,15 @@ def test_auto_damping_rule_and_its_margin():
 
 
 def test_spectral_radius_by_power_iteration():
-    """Faulty variant: the power iteration returns ‖H v‖ of an unnormalised v (or 1 step)."""
+    """Faulty variant: v is not renormalised every step (‖H v‖ of a shrinking v)."""
     hess = torch.diag_embed(torch.tensor([[-6.0, 1.0, 2.0], [0.5, 3.0, -1.0]],
                                          dtype=torch.float64))
     radius = spectral_radius(Dense(hess).matvec(), torch.zeros(2, 3, dtype=torch.float64),
                              iterations=200)
     assert torch.allclose(radius, torch.tensor([6.0, 3.0], dtype=torch.float64), rtol=1e-6)
+    small = spectral_radius(Dense(hess / 20).matvec(), torch.zeros(2, 3, dtype=torch.float64),
+                            iterations=200)  # |μ| < 1: v shrinks unless renormalised each step
+    assert torch.allclose(small, torch.tensor([0.3, 0.15], dtype=torch.float64), rtol=1e-6)
 
 
 def test_conjugate_gradient_auto_damping_raises_lambda_past_negative_curvature():
@@ -240,3 +243,12 @@ def test_returned_solution_holds_no_curvature(newton_step):
     assert sol.curvature is None
     sol.x.sum().backward()
     assert sol.curvature is None
+
+
+def test_reprs_name_the_linear_solver_and_its_settings():
+    """Faulty variant: a repr names another class (error messages would mislead)."""
+    assert repr(Cholesky()) == "Cholesky()"
+    assert repr(ConjugateGradient(5, 1e-4)) == "ConjugateGradient(max_iter=5, rtol=0.0001)"
+    assert repr(Banded(7)) == "Banded(dense_below=7)"
+    assert repr(le.ImplicitAdjoint(0.5)) == ("ImplicitAdjoint(damping=0.5, hessian='exact', "
+                                             "linear_solver=Cholesky())")
