@@ -105,6 +105,15 @@ def test_conjugate_gradient_auto_damping_raises_lambda_past_negative_curvature()
     assert bool((lam[0] > 2).all())  # past −μ_min = 2
 
 
+def test_conjugate_gradient_fixed_damping_is_never_raised():
+    """Faulty variant: with a fixed λ, negative curvature raises λ as "auto" does."""
+    hess = torch.diag_embed(torch.tensor([[-2.0, 1.0, 4.0]], dtype=torch.float64))
+    _, stats = ConjugateGradient().solve(Dense(hess), torch.ones(1, 3, dtype=torch.float64),
+                                         0.5)
+    assert (int(stats["failed"]), int(stats["fallbacks"])) == (1, 0)
+    assert float(stats["damping"]) == 0.5
+
+
 def test_conjugate_gradient_fixed_damping_iteration_cap_and_tolerance():
     """Faulty variant: `max_iter` or `rtol` not handed to the CG loop."""
     hess, rhs = _spd(2, 6), torch.randn(2, 6, dtype=torch.float64)

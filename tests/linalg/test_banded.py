@@ -63,6 +63,8 @@ def test_banded_damped_solve_damping_record_floor_and_retry_budget():
     _, info = banded_damped_solve(bands, rhs, 0.1)
     assert info.damping.tolist() == [0.1, 0.1]  # exactly the float64 λ given
     assert info.retried.dtype == info.failed.dtype == torch.bool
+    z, info = banded_damped_solve(bands.float(), rhs.float(), 0.1)
+    assert z.dtype == info.damping.dtype == torch.float32  # LAPACK runs in float64 inside
     # An indefinite diagonal block from λ = 0: the first retry uses the floor
     # 1e-10 · (1 + mean |diagonal|), then λ grows tenfold until it factorises.
     tiny = torch.zeros(1, 3, 3, dtype=torch.float64)
