@@ -103,6 +103,8 @@ def test_conjugate_gradient_auto_damping_raises_lambda_past_negative_curvature()
     lam = (rhs - torch.einsum("bij,bj->bi", hess, v)) / v  # (H + λI) v = rhs, λ per sample
     assert torch.allclose(lam[1], torch.full((3,), 0.05, dtype=torch.float64), rtol=1e-4)
     assert bool((lam[0] > 2).all())  # past −μ_min = 2
+    # sample 0 starts at λ = 1e-2 · 4 and is raised tenfold twice: 0.04 → 0.4 → 4
+    assert torch.allclose(lam[0], torch.full((3,), 4.0, dtype=torch.float64), rtol=1e-4)
 
 
 def test_conjugate_gradient_fixed_damping_is_never_raised():
@@ -127,6 +129,7 @@ def test_conjugate_gradient_fixed_damping_iteration_cap_and_tolerance():
     loose, _ = ConjugateGradient(rtol=0.5).solve(Dense(hess), rhs, 0.1)
     error = float((loose - exact).norm() / exact.norm())
     assert error > 1e-8
+    assert ConjugateGradient(max_iter=1).max_iter == 1
     with pytest.raises(ValueError, match="max_iter"):
         ConjugateGradient(max_iter=0)
     with pytest.raises(ValueError, match="rtol"):
