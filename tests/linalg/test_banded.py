@@ -77,6 +77,7 @@ def test_banded_damped_solve_damping_record_floor_and_retry_budget():
     hard[0, 0, 0] = -500.0
     _, info = banded_damped_solve(hard, torch.ones(1, 3, dtype=torch.float64), 1e-6)
     assert info.failed.tolist() == [True]
+    assert float(info.damping[0]) == pytest.approx(1e-6 * 10**8)  # the last λ tried
     _, info = banded_damped_solve(hard, torch.ones(1, 3, dtype=torch.float64), 1e-6,
                                   max_retries=9)
     assert info.failed.tolist() == [False]
