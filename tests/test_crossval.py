@@ -7,6 +7,8 @@ import pytest
 
 from lightning_energy import crossval
 from lightning_energy.cli import main, run_cli
+from lightning_energy.datasets.otb import sequence_groups
+from tests.datasets.otb_fixture import write_otb_layout
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = str(REPO / "recipes" / "tracking" / "synthetic.yaml")
@@ -106,3 +108,32 @@ def test_grid_points_and_callback_attributes():
     assert baselines.top == 3
     with pytest.raises(ValueError, match="TrackerWeightsFromAUC"):
         crossval.set_callback_attribute(cli.trainer, "TrackerWeightsFromAUC.temperature", 0.1)
+
+
+def test_cv_folds_never_put_a_video_on_two_sides(tmp_path, monkeypatch):
+    """Faulty variant: run_fold drops `--data.init_args.fold` (or reseeds the split per fold)."""
+    root = write_otb_layout(tmp_path / "otb")
+    built = []
+
+    def spy(args, point, quiet=False):
+        cli = build(args, point, quiet)
+        built.append(cli)
+        return cli
+
+    build = crossval.build
+    monkeypatch.setattr(crossval, "build", spy)
+    crossval.main(["--config", RECIPE, "--folds", "0", "1", "2", "--no-fit",
+                   "--out", str(tmp_path / "cv"), *TINY, "--data.init_args.root", str(root),
+                   "--data.init_args.num_folds", "3", "--data.init_args.val_fraction", "0.3",
+                   "--data.init_args.window", "4"])
+    video = sequence_groups(root)
+    tested = []
+    for cli in built:
+        sides = {split: {video[name] for name in cli.datamodule.splits[split]}
+                 for split in ("train", "val", "test")}
+        assert sides["val"]
+        assert not sides["train"] & sides["test"]
+        assert not sides["val"] & sides["test"]
+        assert not sides["train"] & sides["val"]
+        tested += cli.datamodule.splits["test"]
+    assert sorted(tested) == sorted(video)  # the three test folds partition the sequences

@@ -156,7 +156,8 @@ class PoseArrays:
         cams = {name: torch.as_tensor(getattr(self.cameras, name)[rig], dtype=dtype)
                 for name in _CAMERA_FIELDS}  # fmt: skip
         return PoseBatch(
-            joints2d=torch.as_tensor(np.nan_to_num(joints2d, nan=0.0), dtype=dtype),
+            # Both coordinates of a detection missing one (NaN) are zeroed, not only the NaN.
+            joints2d=torch.as_tensor(np.where(visible[..., None], joints2d, 0.0), dtype=dtype),
             visible=torch.as_tensor(visible),
             joints3d=torch.as_tensor(self.joints3d[idx], dtype=dtype),
             subject=self.subject[idx].tolist(),

@@ -68,5 +68,57 @@ def test_include_start_needs_a_full_sanity_check_and_monitor_must_be_logged(tmp_
                          default_root_dir=tmp_path,
                          callbacks=[BestOnValidation("val/absent", include_start=False)])
     data = RobustMeanDataModule(num_train=16, num_val=8, batch_size=8)
-    with pytest.raises(KeyError, match="val/absent"):
+    with pytest.raises(KeyError, match="val/absent") as info:
         trainer.fit(RobustMeanTask(), datamodule=data)
+    assert "val/loss" in str(info.value)  # what was logged, to choose from
+
+
+def test_min_mode_tie_keeps_the_earliest(tmp_path):
+    """Faulty variant: in min mode an equal later score replaces the earliest best."""
+    _, selection, _ = _fit(tmp_path, {0: 0.5, 2: 0.2, 4: 0.2}, mode="min")
+    assert selection.best_step == 2
+
+
+def test_best_ckpt_holds_weights_only_and_fast_dev_run_writes_none(tmp_path):
+    """Faulty variants: best.ckpt saved with optimizer state; a fast_dev_run leaves a file."""
+    _fit(tmp_path / "fit", {0: 0.5, 2: 0.9, 4: 0.7})
+    saved = torch.load(tmp_path / "fit" / "checkpoints" / "best.ckpt", weights_only=False)
+    assert "optimizer_states" not in saved
+    trainer = pl.Trainer(fast_dev_run=1, logger=False, enable_progress_bar=False,
+                         enable_model_summary=False, default_root_dir=tmp_path / "dev",
+                         callbacks=[Scripted({0: 0.5, 1: 0.6}),
+                                    BestOnValidation("val/score", include_start=False)])
+    trainer.fit(RobustMeanTask(), datamodule=RobustMeanDataModule(num_train=16, num_val=8,
+                                                                   batch_size=8))
+    assert trainer.callbacks[1].best_step == 1
+    assert not (tmp_path / "dev" / "checkpoints").exists()
+
+
+def test_without_any_validation_fit_keeps_its_weights(tmp_path):
+    """Faulty variant: the 'no best yet' state is not None (on_fit_end loads nothing real)."""
+    selection = BestOnValidation("val/score", include_start=False)
+    assert (selection.best_step, selection.history) == (None, [])
+    task = RobustMeanTask()
+    trainer = pl.Trainer(max_steps=1, limit_val_batches=0, logger=False,
+                         enable_progress_bar=False, enable_model_summary=False,
+                         default_root_dir=tmp_path, callbacks=[selection])
+    trainer.fit(task, datamodule=RobustMeanDataModule(num_train=16, num_val=8, batch_size=8))
+    assert selection.best_step is None
+    assert not (tmp_path / "checkpoints" / "best.ckpt").exists()
+
+
+def test_state_dict_round_trip_restores_the_choice(tmp_path):
+    """Faulty variant: `state_dict`/`load_state_dict` lose or rename a field (resume forgets)."""
+    task, selection, states = _fit(tmp_path, {0: 0.5, 2: 0.9, 4: 0.7})
+    state = selection.state_dict()
+    assert set(state) == {"best_score", "best_step", "history", "best_state"}
+    restored = BestOnValidation("val/score")
+    restored.load_state_dict({**state, "history": [(float(s), str(v)) for s, v in
+                                                   state["history"]]})
+    assert (restored.best_score, restored.best_step) == (selection.best_score, 2)
+    assert restored.history == selection.history
+    assert all(isinstance(s, int) and isinstance(v, float) for s, v in restored.history)
+    with torch.no_grad():
+        task.energy.log_bandwidth.add_(1.0)
+    restored.on_fit_end(pl.Trainer(fast_dev_run=True, logger=False), task)
+    torch.testing.assert_close(task.energy.log_bandwidth.detach(), states[2])

@@ -13,6 +13,7 @@ from lightning_energy.datamodules.pose import PoseDataModule, loso_folds
 from lightning_energy.datasets.pose_batch import PoseBatch, PoseFrames, collate_pose
 from lightning_energy.datasets.pose_synthetic import generate_synthetic_poses
 from lightning_energy.errors import DatasetNotFoundError, ShapeError
+from tests.datasets.test_pose_h36m import write_tiny_layout
 
 
 def _check_batch(batch: PoseBatch, size: int) -> None:
@@ -116,3 +117,25 @@ def test_pose_batch_checks_shapes() -> None:
         PoseBatch(**{**batch.__dict__, "joints3d": batch.joints3d[:, :16]})
     with pytest.raises(ShapeError, match="subject"):
         PoseBatch(**{**batch.__dict__, "subject": ["a"]})
+
+
+# Three subjects of two sequences each, in the staged Human3.6M layout.
+SUBJECTS = [("S1", "Walking", "Walking", 3), ("S1", "Eating", "Eating", 2),
+            ("S5", "Walking_1", "Walking", 2), ("S5", "Eating_2", "Eating", 3),
+            ("S6", "Walking_2", "Walking", 2), ("S6", "Eating_1", "Eating", 2)]
+
+
+@pytest.mark.parametrize("fold", ["S1", "S5", "S6"])
+def test_fold_keeps_the_held_out_subject_out_of_training_and_validation(tmp_path, fold) -> None:
+    """Faulty variant: the LOSO split trains (or validates) on the held-out subject too."""
+    root = write_tiny_layout(tmp_path / "h36m", SUBJECTS)
+    dm = PoseDataModule(root=str(root), fold=fold, subjects=["S1", "S5", "S6"], batch_size=2)
+    dm.setup()
+    seen = {split: {s for batch in dm.eval_dataloader(split) for s in batch.subject}
+            for split in ("train", "val", "test")}
+    assert seen["test"] == {fold}
+    assert seen["train"] == {"S1", "S5", "S6"} - {fold}
+    assert not seen["val"] & seen["test"]
+    assert seen["val"] <= seen["train"]  # by design: validation is one training subject
+    tested = {s for batch in dm.test_dataloader() for s in batch.subject}
+    assert tested == {fold}

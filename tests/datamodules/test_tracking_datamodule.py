@@ -10,6 +10,7 @@ from lightning_energy.datasets.otb import TrackingSequences, sequence_groups
 from lightning_energy.datasets.tracking_batch import TrackingBatch
 from lightning_energy.datasets.tracking_windows import TrackingWindows, window_starts
 from lightning_energy.errors import DatasetNotFoundError
+from tests.datasets.otb_fixture import write_otb_layout
 
 TINY = Path(__file__).parents[1] / "fixtures" / "otb_tiny"
 
@@ -190,3 +191,27 @@ def test_trainer_runs_on_the_datamodule():
     assert ("train", (2, 8, 3, 4)) in probe.seen
     assert ("val", (1, 20, 3, 4)) in probe.seen
     assert ("test", (1, 20, 3, 4)) in probe.seen
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_no_video_on_two_sides_of_any_fold(tmp_path: Path, seed: int):
+    """Faulty variant: `_split_names` calls kfold_sequences or train_val_split without groups."""
+    root = write_otb_layout(tmp_path / "otb")
+    video = sequence_groups(root)
+    tested = []
+    for fold in range(3):
+        dm = TrackingDataModule(root=str(root), fold=fold, num_folds=3, val_fraction=0.3,
+                                seed=seed, window=4)
+        dm.setup()
+        sides = {split: {video[name] for name in dm.splits[split]}
+                 for split in ("train", "val", "test")}
+        assert sides["val"]  # the carve-out happened, so its check below is not vacuous
+        assert not sides["train"] & sides["val"]
+        assert not sides["train"] & sides["test"]
+        assert not sides["val"] & sides["test"]
+        # The loaders serve exactly those splits' sequences.
+        for split, dataset in (("train", dm.train_dataset), ("val", dm.val_dataset),
+                               ("test", dm.test_dataset)):
+            assert {sample.sequence for sample in dataset} == set(dm.splits[split])
+        tested += dm.splits["test"]
+    assert sorted(tested) == sorted(video)  # the test folds partition the sequences

@@ -53,9 +53,10 @@ def _camera(subject_index: int, cam: int) -> dict:
     }
 
 
-def _values(subject: str, sequence: str, frames: int) -> tuple[np.ndarray, np.ndarray]:
+def _values(subject: str, sequence: str, frames: int,
+            table: list[tuple[str, str, str, int]] = TINY) -> tuple[np.ndarray, np.ndarray]:
     """Distinct, recognisable values: 3D = seq code + frame + joint / 100, 2D = view·1000 + …"""
-    code = 10_000 * (1 + [t[1] for t in TINY].index(sequence)) + 100_000 * int(subject[1:])
+    code = 10_000 * (1 + [t[1] for t in table].index(sequence)) + 100_000 * int(subject[1:])
     t = np.arange(frames)[:, None, None]
     j = np.arange(17)[None, :, None]
     joints3d = (code + 10 * t + j / 100 + np.arange(3)).astype(np.float32)
@@ -65,13 +66,13 @@ def _values(subject: str, sequence: str, frames: int) -> tuple[np.ndarray, np.nd
     return joints3d, joints2d
 
 
-def write_tiny_layout(root: Path) -> Path:
-    """Write the tiny dataset in the exact staged layout (npz, sequences.csv, cameras.json)."""
-    subjects = sorted({t[0] for t in TINY})
+def write_tiny_layout(root: Path, table: list[tuple[str, str, str, int]] = TINY) -> Path:
+    """Write a tiny dataset (rows as in ``TINY``) in the staged layout (npz, csv, json)."""
+    subjects = sorted({t[0] for t in table})
     rows = []
-    for subject, sequence, action, frames in TINY:
+    for subject, sequence, action, frames in table:
         (root / subject).mkdir(parents=True, exist_ok=True)
-        joints3d, joints2d = _values(subject, sequence, frames)
+        joints3d, joints2d = _values(subject, sequence, frames, table)
         np.savez_compressed(
             root / subject / f"{sequence}.npz",
             joints3d_world=joints3d,
@@ -195,3 +196,16 @@ def test_real_s1_counts() -> None:
     # Detections lie in the 1000 × 1002 pixel images (a few slightly outside).
     uv = np.delete(arrays.joints2d, 9, axis=2)
     assert ((uv >= 0) & (uv <= 1002)).mean() > 0.999
+
+
+def test_reader_counts_a_detection_with_one_nan_coordinate_as_missing(tiny_root: Path) -> None:
+    """Faulty variant: only detections NaN in both coordinates count as missing."""
+    path = tiny_root / "S5" / "Walking_1.npz"
+    with np.load(path) as data:
+        fields = dict(data)
+    fields["joints2d_sh"][:, 2, 4, 1] = np.nan  # frame 2, joint 4: v missing in every view
+    np.savez_compressed(path, **fields)
+    batch = PoseFrames(load_h36m(tiny_root, subjects=["S5"])).__getitems__([1, 2])[0]
+    assert not batch.visible[1, :, 4].any()
+    assert batch.visible[0, :, 4].all()
+    assert torch.equal(batch.joints2d[1, :, 4], torch.zeros(4, 2))

@@ -115,3 +115,39 @@ def test_lightning_collection_helpers_understand_the_batch():
     assert moved.boxes.dtype == torch.float64
     assert moved.valid.dtype == torch.bool
     assert moved.sequence == batch.sequence
+
+
+def test_a_box_with_one_nan_coordinate_is_missing_and_zeroed():
+    """Faulty variants: only all-NaN rows count as missing; the finite coordinates are kept."""
+    boxes = np.full((2, 2, 4), 5.0)
+    boxes[0, 1, 1] = np.nan  # tracker 1 on frame 0: y missing
+    gt = np.full((2, 4), 7.0)
+    gt[1, 3] = np.nan  # ground truth of frame 1: h missing
+    sample = TrackingSample.from_arrays(boxes, gt, "s")
+    assert sample.valid.tolist() == [[True, False], [True, True]]
+    assert sample.target_valid.tolist() == [True, False]
+    assert sample.boxes[0, 1].tolist() == [0.0] * 4
+    assert sample.target[1].tolist() == [0.0] * 4
+
+
+def test_reader_to_batch_marks_a_half_missing_tracker_row_invalid(tmp_path):
+    """Faulty variant: the OTB reader or the batch keeps `10,nan,30,40` as a usable box."""
+    from lightning_energy.datasets.otb import TrackingSequences
+    from lightning_energy.datasets.tracking_windows import TrackingWindows
+    from tests.datasets.otb_fixture import write_otb_layout
+
+    root = write_otb_layout(tmp_path / "otb")
+    path = root / "results" / "Tr2" / "bike.txt"
+    rows = path.read_text().splitlines()
+    rows[3] = "10,nan,30,40"
+    path.write_text("\n".join(rows) + "\n")
+    truth = root / "groundtruth" / "bike.txt"
+    rows = truth.read_text().splitlines()
+    rows[5] = "nan 20 30 40"
+    truth.write_text("\n".join(rows) + "\n")
+    (window,) = TrackingWindows(TrackingSequences.from_root(root, ["bike"]))
+    batch = collate_tracking([window])
+    assert batch.valid[0, :, 2].tolist() == [t != 3 for t in range(10)]
+    assert int(batch.valid.sum()) == 10 * 8 - 1
+    assert batch.boxes[0, 3, 2].tolist() == [0.0] * 4
+    assert batch.target_valid[0].tolist() == [t != 5 for t in range(10)]

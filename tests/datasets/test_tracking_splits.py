@@ -1,6 +1,11 @@
+from pathlib import Path
+
 import pytest
 
+from lightning_energy.datasets.otb import list_sequences, sequence_groups
 from lightning_energy.datasets.splits import kfold_sequences, train_val_split
+
+TINY = Path(__file__).parents[1] / "fixtures" / "otb_tiny"
 
 NAMES = [f"s{i:02d}" for i in range(20)] + ["Jogging-1", "Jogging-2", "car1_1", "car1_2", "car1_3"]
 GROUPS = {"Jogging-1": "Jogging", "Jogging-2": "Jogging", "car1_1": "car1", "car1_2": "car1"}
@@ -75,3 +80,59 @@ def test_generic_use_with_subjects():
     train, test = kfold_sequences(subjects, 5, 0, seed=0)
     assert len(test) == 1
     assert set(train) | set(test) == set(subjects)
+
+
+UAV123 = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "uav123_tracker_fusion"
+
+
+def _videos_on_both_sides(train: list[str], test: list[str], video: dict[str, str]) -> int:
+    return len({video[n] for n in train} & {video[n] for n in test})
+
+
+@pytest.mark.skipif(not (UAV123 / "sequences.csv").is_file(),
+                    reason=f"UAV123 tracker-fusion data not staged at {UAV123}")
+def test_real_uav123_folds_keep_every_video_on_one_side():
+    """Faulty variant: the 5 development folds ignore `video_group` (36 videos leak, summed)."""
+    names = list_sequences(UAV123, "dev")
+    video = sequence_groups(UAV123)
+    assert len(names) == 86
+    assert len(set(video[n] for n in names)) == 61  # 16 videos are cut into several sequences
+    grouped = [kfold_sequences(names, 5, fold, 0, video) for fold in range(5)]
+    ungrouped = [kfold_sequences(names, 5, fold, 0) for fold in range(5)]
+    assert sum(_videos_on_both_sides(*split, video) for split in grouped) == 0
+    assert sum(_videos_on_both_sides(*split, video) for split in ungrouped) == 36
+    for train, _ in grouped:
+        fit, val = train_val_split(train, 0.2, 0, video)
+        assert _videos_on_both_sides(fit, val, video) == 0
+
+
+def test_otb_naming_rule_groups_the_tiny_fixture():
+    """Faulty variant: `otb_video_group` keeps the `-<n>` suffix (each target its own video)."""
+    video = sequence_groups(TINY)
+    assert video["SeqB-1"] == video["SeqB-2"] != video["SeqA"]
+    for seed in range(4):
+        train, test = kfold_sequences(list_sequences(TINY), 2, 0, seed, video)
+        assert _videos_on_both_sides(train, test, video) == 0
+
+
+def test_default_seed_is_zero():
+    """Faulty variant: another default seed (published folds would silently change)."""
+    assert kfold_sequences(NAMES, 5, 1, groups=GROUPS) == kfold_sequences(NAMES, 5, 1, 0, GROUPS)
+    assert train_val_split(NAMES, 0.2, groups=GROUPS) == train_val_split(NAMES, 0.2, 0, GROUPS)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_groups_are_dealt_largest_first_to_the_smallest_fold(seed):
+    """Faulty variant: groups dealt smallest first (a big group lands on a full fold: 6 vs 2)."""
+    names = ["v-1", "v-2", "v-3", "v-4", "a", "b", "c", "d"]
+    groups = {f"v-{i}": "v" for i in range(1, 5)}
+    sizes = sorted(len(kfold_sequences(names, 2, fold, seed, groups)[1]) for fold in range(2))
+    assert sizes == [4, 4]
+
+
+def test_a_small_positive_fraction_moves_exactly_one_group():
+    """Faulty variant: a positive fraction asks for at least two names."""
+    names = ["a", "b", "c", "d", "e"]
+    train, val = train_val_split(names, 0.01, 3)
+    assert len(val) == 1
+    assert len(train) == 4

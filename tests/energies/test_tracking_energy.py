@@ -195,3 +195,20 @@ def test_irls_system_energy_and_gradient_are_the_energys():
     torch.testing.assert_close(grad, problem.gradient(x.reshape(3, -1)))
     torch.testing.assert_close(energy.hessian_bands(x, inputs, bands),
                                energy.hessian_bands(x, inputs))
+
+
+def test_fusion_inputs_ignore_whatever_a_missing_box_holds():
+    """Faulty variant: a masked tracker's (half-NaN) box still reaches the consensus or obs."""
+    gen = torch.Generator().manual_seed(3)
+    boxes = 40 + 10 * torch.rand(2, 6, 3, 4, generator=gen, dtype=torch.float64)
+    valid = torch.ones(2, 6, 3, dtype=torch.bool)
+    valid[0, 2, 1] = False
+    frames = torch.ones(2, 6, dtype=torch.bool)
+    clean, _ = fusion_inputs(boxes, valid, frames)
+    dirty_boxes = boxes.clone()
+    dirty_boxes[0, 2, 1] = torch.tensor([1e4, float("nan"), 5.0, 5.0], dtype=torch.float64)
+    dirty, _ = fusion_inputs(dirty_boxes, valid, frames)
+    for name in ("obs", "mask", "scale", "reference"):
+        assert torch.equal(getattr(dirty, name), getattr(clean, name)), name
+    energy = TrackFusionEnergy(3).double()
+    assert torch.equal(energy(clean.reference, dirty), energy(clean.reference, clean))

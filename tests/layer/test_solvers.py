@@ -211,6 +211,32 @@ def test_chunked_layer_matches_unchunked_values_and_gradients():
         assert torch.allclose(a, b, atol=1e-12)
 
 
+def test_chunk_size_solves_the_batch_in_chunks_with_shared_inputs_whole(monkeypatch):
+    """Faulty variant: `chunk_size` ignored (the whole batch in one solve) or chunks overlap."""
+    energy = CoupledLogCosh(3, 5).double()
+    c = torch.randn(7, 5, dtype=torch.float64)
+    shared = torch.ones(5, dtype=torch.float64)  # leading dimension is not B: never split
+    adjoint = le.ImplicitAdjoint(1e-3)
+    seen = []
+    solve = adjoint.solve
+
+    def spy(energy, solver, inputs, x0, shape, mask):
+        seen.append((tuple(inputs[0].shape), tuple(inputs[1].shape), tuple(x0.shape)))
+        return solve(energy, solver, inputs, x0, shape, mask)
+
+    monkeypatch.setattr(adjoint, "solve", spy)
+    monkeypatch.setattr(energy, "forward", lambda x, inputs: CoupledLogCosh.forward(
+        energy, x, inputs[0]))
+    layer = le.EnergyLayer(energy, le.Newton(tol=1e-12), adjoint, chunk_size=3)
+    sol = layer((c, shared), torch.zeros(7, 3, dtype=torch.float64))
+    assert seen == [((3, 5), (5,), (3, 3)), ((3, 5), (5,), (3, 3)), ((1, 5), (5,), (1, 3))]
+    whole = le.argmin(energy, (c, shared), solver=le.Newton(tol=1e-12),
+                      x0=torch.zeros(7, 3, dtype=torch.float64))
+    assert torch.allclose(sol.x, whole.x, atol=1e-12)
+    with pytest.raises(ValueError, match="chunk_size"):
+        le.EnergyLayer(energy, le.Newton(), chunk_size=0)
+
+
 def _spread_line_data() -> tuple[torch.Tensor, torch.Tensor]:
     """Line fits whose LM solves take different numbers of steps (scaled data)."""
     t, y = line_data(6, 12)

@@ -54,3 +54,30 @@ def test_banded_damped_solve_adds_the_damping_and_falls_back_per_system():
     fixed = torch.cat([mixed[:1, :1] + lam, mixed[:1, 1:]], 1)
     assert torch.allclose(band_matvec(fixed, z[:1]), rhs[:1], rtol=1e-6, atol=1e-6)
     assert torch.equal(z[1], torch.zeros(t, dtype=torch.float64))
+
+
+def test_banded_damped_solve_damping_record_floor_and_retry_budget():
+    """Faulty variants: λ kept in float32, flags not bool, another floor or retry budget."""
+    bands = _bands(5)
+    rhs = torch.ones(2, 5, dtype=torch.float64)
+    _, info = banded_damped_solve(bands, rhs, 0.1)
+    assert info.damping.tolist() == [0.1, 0.1]  # exactly the float64 λ given
+    assert info.retried.dtype == info.failed.dtype == torch.bool
+    z, info = banded_damped_solve(bands.float(), rhs.float(), 0.1)
+    assert z.dtype == info.damping.dtype == torch.float32  # LAPACK runs in float64 inside
+    # An indefinite diagonal block from λ = 0: the first retry uses the floor
+    # 1e-10 · (1 + mean |diagonal|), then λ grows tenfold until it factorises.
+    tiny = torch.zeros(1, 3, 3, dtype=torch.float64)
+    tiny[0, 0] = torch.tensor([-3e-9, 1.0, 1.0], dtype=torch.float64)
+    _, info = banded_damped_solve(tiny, torch.ones(1, 3, dtype=torch.float64), 0.0)
+    floor = 1e-10 * (1 + (3e-9 + 2) / 3)
+    assert float(info.damping[0]) == pytest.approx(100 * floor, rel=1e-12)
+    # −500 on the diagonal needs λ > 500: 1e-6 · 10⁹, one retry beyond the default eight.
+    hard = tiny.clone()
+    hard[0, 0, 0] = -500.0
+    _, info = banded_damped_solve(hard, torch.ones(1, 3, dtype=torch.float64), 1e-6)
+    assert info.failed.tolist() == [True]
+    assert float(info.damping[0]) == pytest.approx(1e-6 * 10**8)  # the last λ tried
+    _, info = banded_damped_solve(hard, torch.ones(1, 3, dtype=torch.float64), 1e-6,
+                                  max_retries=9)
+    assert info.failed.tolist() == [False]

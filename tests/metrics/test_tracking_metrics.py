@@ -266,3 +266,27 @@ def test_bad_configuration() -> None:
         mean_iou(torch.zeros(2, 4), torch.zeros(2, 4), average="mean")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="`threshold`"):
         PrecisionAtPixels(threshold=-1.0)
+
+
+def test_ground_truth_with_one_nan_coordinate_is_not_scored() -> None:
+    """Faulty variant: only all-NaN ground-truth rows count as missing."""
+    target = torch.tensor([BOX, [NAN, 0, 10, 10], [0, 0, 10, NAN]])
+    pred = torch.tensor([BOX, [50.0, 50, 10, 10], [50.0, 50, 10, 10]])
+    for fn in (mean_iou, success_auc, precision_at_pixels):
+        assert fn(pred, target).item() == fn(pred[:1], target[:1]).item()
+    metric = MeanIoU()
+    metric.update(pred, target)
+    assert metric.compute().item() == 1.0
+
+
+@pytest.mark.parametrize(("fn", "cls"), [(success_auc, SuccessAUC), (mean_iou, MeanIoU),
+                                         (precision_at_pixels, PrecisionAtPixels)])
+def test_classes_honour_skip_first(fn, cls) -> None:
+    """Faulty variant: the class drops `skip_first` (its functional twin keeps it)."""
+    pred, target, _ = (torch.from_numpy(a) for a in make_tracks(3, batch=4))
+    pred[:, 0] = target[:, 0] + 40.0  # frame 0 lost: skipping it changes every score
+    metric = cls(skip_first=True)
+    metric.update(pred, target)
+    expected = fn(pred, target, skip_first=True)
+    assert metric.compute().item() == pytest.approx(expected.item(), rel=1e-12)
+    assert expected.item() != pytest.approx(fn(pred, target).item())
