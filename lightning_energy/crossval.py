@@ -49,7 +49,10 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
                              "values), `monitor`, `mode` (max/min) and `split` (val/train)")
     parser.add_argument("--no-fit", action="store_true",
                         help="test the recipe as built (or the grid winner), without training")
-    parser.add_argument("--name", default=None, help="row name in tables (default: --out's name)")
+    parser.add_argument("--name", default=None,
+                        help="row name in tables (default: --out's name); with --table, the "
+                             "one name under which the energy's records of every folder are "
+                             "pooled (runs of one setting made apart, e.g. one seed each)")
     parser.add_argument("--out", default=None, help="folder of the JSON records and table.md")
     parser.add_argument("--table", nargs="+", default=None, metavar="DIR",
                         help="only print the table of the records in these folders")
@@ -65,7 +68,10 @@ def main(argv: Sequence[str]) -> str:
     """Run the cross-validation (or only tabulate); returns the Markdown table."""
     options, rest = parse_args(argv)
     if options.table is not None:
-        return table(load_records(options.table), options.metrics)
+        records = load_records(options.table)
+        if options.name:
+            records = [{**record, "name": options.name} for record in records]
+        return table(records, options.metrics)
     out = Path(options.out)
     out.mkdir(parents=True, exist_ok=True)
     name = options.name or out.name

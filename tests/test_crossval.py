@@ -71,6 +71,10 @@ def test_table_has_the_energy_its_start_and_every_baseline(cv_run):
     learned = next(line for line in text.splitlines() if line.startswith("| learned |"))
     assert learned.endswith("| 2 |")  # two folds
     assert (cv_run / "learned" / "table.md").read_text().strip() == text
+    pooled = crossval.main(["--table", str(cv_run / "learned"), "--name", "pooled"])
+    assert any(line.startswith("| pooled |") and line.endswith("| 2 |")
+               for line in pooled.splitlines())
+    assert "| learned |" not in pooled
 
 
 def test_table_cells_are_mean_and_population_std():
