@@ -61,6 +61,10 @@ class PoseEnergyInputs:
         T: (B, C, 3) camera centres, mm.
         f: (B, C, 2) focal lengths, px.
         component: (B, M) bool one-hot mixture component of each problem.
+        confidence: (B, C, J) optional per-detection confidence in (0, 1] (a detector's, e.g.
+            :class:`~lightning_energy.networks.KeypointDetector`), multiplying each joint's
+            learned weight; differentiable, so the energy's gradient reaches the detector
+            through it as well as through ``joints2d``. None weighs every detection 1.
     """
 
     joints2d: Tensor
@@ -69,6 +73,12 @@ class PoseEnergyInputs:
     T: Tensor
     f: Tensor
     component: Tensor
+    confidence: Tensor | None = None
+
+    def detection_weights(self, log_weights: Tensor, dtype: torch.dtype) -> Tensor:
+        """(B, C, J) weight of each detection: exp(log w_cj) · visible (· confidence)."""
+        weight = log_weights.to(dtype).exp() * self.visible.to(dtype)
+        return weight if self.confidence is None else weight * self.confidence.to(dtype)
 
 
 def axis_angle_to_matrix(omega: Tensor) -> Tensor:
@@ -242,7 +252,7 @@ class MultiViewPoseEnergy(LeastSquaresEnergy):
         nb = self.num_bases
         world = 1000.0 * self.pose(x, inputs.component)
         uv = self.project(world, 1000.0 * x[:, nb + 1 : nb + 4], inputs)  # (B, C, J, 2)
-        weight = self.log_weights.to(x.dtype).exp() * inputs.visible.to(x.dtype)
+        weight = inputs.detection_weights(self.log_weights, x.dtype)
         pixels = (uv - inputs.joints2d) * inputs.f.unsqueeze(-2)
         reproj = weight.unsqueeze(-1) * pixels / self.pixel_scale
         prior = (0.5 * self.log_prior.to(x.dtype)).exp() * x[:, :nb] * float(self.use_prior)
@@ -295,7 +305,7 @@ class MultiViewPoseEnergy(LeastSquaresEnergy):
             d_depth = torch.cat((d_depth[..., : nb + 1], 1000.0 * R[..., 2, :] / depth[..., 0, :],
                                  d_depth[..., nb + 4 :]), dim=-1)  # (B, C, n), over the depth
             d_uv = d_uv - uv.unsqueeze(-1) * d_depth[:, :, None, None, :]
-        weight = self.log_weights.to(dtype).exp() * inputs.visible.to(dtype)
+        weight = inputs.detection_weights(self.log_weights, dtype)
         factor = weight.unsqueeze(-1) * inputs.f.unsqueeze(-2) / self.pixel_scale  # (B, C, J, 2)
         reproj = factor * (uv - inputs.joints2d)
         d_reproj = (factor.unsqueeze(-1) * d_uv).flatten(1, 3)
@@ -383,7 +393,8 @@ class CalibratedDetections(Protocol):
     p: Tensor
 
 
-def pose_energy_inputs(batch: CalibratedDetections, num_components: int) -> PoseEnergyInputs:
+def pose_energy_inputs(batch: CalibratedDetections, num_components: int,
+                       confidence: Tensor | None = None) -> PoseEnergyInputs:
     """Energy inputs for every frame × component: B·M problems, frame-major.
 
     Problem ``b·M + m`` is frame b with component m. Detections are undistorted here, once.
@@ -391,6 +402,8 @@ def pose_energy_inputs(batch: CalibratedDetections, num_components: int) -> Pose
     Args:
         batch: Frames with pixel detections (B, C, J, 2) and calibrated cameras.
         num_components: Mixture components M.
+        confidence: Optional (B, C, J) confidence of each detection (see
+            :class:`PoseEnergyInputs`).
     """
     xy = pixels_to_normalised(batch.joints2d, batch.f, batch.c, batch.k, batch.p)
     xy = torch.where(batch.visible.unsqueeze(-1), xy, torch.zeros_like(xy))
@@ -399,5 +412,8 @@ def pose_energy_inputs(batch: CalibratedDetections, num_components: int) -> Pose
     def rep(t: Tensor) -> Tensor:
         return t.repeat_interleave(m, dim=0)
 
+    if confidence is not None:
+        expect_shape("confidence", confidence, tuple(batch.visible.shape))
     return PoseEnergyInputs(joints2d=rep(xy), visible=rep(batch.visible), R=rep(batch.R),
-                            T=rep(batch.T), f=rep(batch.f), component=component)
+                            T=rep(batch.T), f=rep(batch.f), component=component,
+                            confidence=None if confidence is None else rep(confidence))

@@ -121,3 +121,41 @@ def test_learn_switches_parameters_and_buffers() -> None:
     names = {n for n, _ in energy.named_parameters()}
     assert names == {"log_weights", "kernel.log_scale"}
     assert "mean" in dict(energy.named_buffers())
+
+
+def _confident_inputs(components: int = 2):
+    batch, _ = _inputs(frames=2, components=components, seed=3)
+    gen = torch.Generator().manual_seed(4)
+    confidence = 0.2 + 0.8 * torch.rand(batch.visible.shape, generator=gen, dtype=torch.float64)
+    return batch, confidence, pose_energy_inputs(batch, components, confidence)
+
+
+def test_confidence_scales_each_detections_residual() -> None:
+    """Catches: a confidence that is ignored, applied twice, or to the wrong view or joint."""
+    energy = MultiViewPoseEnergy(None, num_components=2, num_bases=3).double()
+    batch, confidence, weighted = _confident_inputs()
+    plain = pose_energy_inputs(batch, 2)
+    x = energy.initial_solution(plain)
+    ratio = energy.residuals(x, weighted)[:, : 4 * 17 * 2] / energy.residuals(x, plain)[:, :136]
+    expected = confidence.repeat_interleave(2, dim=0)[..., None].expand(-1, -1, -1, 2)
+    seen = plain.visible[..., None].expand(-1, -1, -1, 2).reshape(ratio.shape)
+    torch.testing.assert_close(ratio[seen], expected.reshape(ratio.shape)[seen])
+    ones = pose_energy_inputs(batch, 2, torch.ones_like(confidence))
+    torch.testing.assert_close(energy.residuals(x, ones), energy.residuals(x, plain))
+
+
+def test_confidence_gradient_and_closed_form_jacobian() -> None:
+    """Catches: a closed-form Jacobian without the confidence, or no gradient reaching it."""
+    energy = MultiViewPoseEnergy(None, num_components=1, num_bases=3)
+    _, _, inputs = _confident_inputs(components=1)
+    jac_error, _ = check_jacobian(energy, inputs, tol=1e-12)
+    assert jac_error < 1e-12
+    solver = le.LevenbergMarquardt(max_steps=100, tol=1e-10, dtype="float64")
+    report = check_energy(energy, inputs, solver=solver, tol=1e-4)
+    assert report.input_error < 1e-4  # along a direction that moves the confidences too
+
+
+def test_confidence_of_the_wrong_shape_is_named() -> None:
+    batch, confidence, _ = _confident_inputs()
+    with pytest.raises(le.ShapeError, match="confidence"):
+        pose_energy_inputs(batch, 2, confidence[:, :3])
