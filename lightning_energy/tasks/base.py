@@ -57,18 +57,28 @@ class EnergyTask(pl.LightningModule, ABC):
                              f"{scheduler_interval!r}.")
         self.scheduler_interval = scheduler_interval
         self.layer = layer
-        self.backbone = backbone
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.energy_lr = energy_lr
-        self.backbone_lr = energy_lr if backbone_lr is None else backbone_lr
-        self.freeze_backbone = freeze_backbone
-        if freeze_backbone and backbone is not None:
-            backbone.requires_grad_(False)
+        self.attach_backbone(backbone, backbone_lr, freeze_backbone)
         self.metrics = nn.ModuleDict()
         for stage in STAGES:
             collection = self.build_metrics()
             if collection is not None:
                 self.metrics[metrics_key(stage)] = collection.clone(prefix=f"{stage}/")
+
+    def attach_backbone(self, backbone: nn.Module | None, backbone_lr: float | None = None,
+                        freeze: bool = False) -> None:
+        """Set the backbone, its learning rate (default ``energy_lr``) and whether it is frozen.
+
+        For subclasses whose constructor builds the layer first and takes the network under a
+        name of its own (``ImagePoseTask(detector=…)``).
+        """
+        check_learning_rates(backbone_lr=backbone_lr)
+        self.backbone = backbone
+        self.backbone_lr = self.energy_lr if backbone_lr is None else backbone_lr
+        self.freeze_backbone = freeze
+        if freeze and backbone is not None:
+            backbone.requires_grad_(False)
 
     @property
     def energy(self) -> nn.Module:
