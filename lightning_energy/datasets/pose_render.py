@@ -253,7 +253,15 @@ def _palette(gen: torch.Generator) -> Tensor:
 
 def _crop_rays(crop: Tensor, size: int, cams: dict[str, Tensor]) -> Tensor:
     """(S·S, 3) unit rays (camera coordinates) through the centres of the crop's pixels."""
-    pixels = crop_to_image(tex.pixel_grid(size), crop)
+    return crop_rays(tex.pixel_grid(size), crop, cams)
+
+
+def crop_rays(points: Tensor, crop: Tensor, cams: dict[str, Tensor]) -> Tensor:
+    """(P, 3) unit rays (camera coordinates) through (P, 2) crop pixels, lens distortion undone.
+
+    ``cams`` holds the view's ``f``, ``c``, ``k``, ``p`` (float64 tensors).
+    """
+    pixels = crop_to_image(points, crop)
     xy = pixels_to_normalised(pixels.view(1, 1, -1, 2), cams["f"].view(1, 1, 2),
                               cams["c"].view(1, 1, 2), cams["k"].view(1, 1, 3),
                               cams["p"].view(1, 1, 2))[0, 0]  # fmt: skip
