@@ -55,7 +55,9 @@ class PoseImageDataModule(pl.LightningDataModule):
         cache_dir: Folder caching the fixed (validation/test) rendered views; None renders
             every time. Keep it outside the repository.
         batch_size: Frames per batch (each with 4 views).
-        num_workers: DataLoader worker processes (rendering is CPU-bound: use several).
+        num_workers: DataLoader worker processes. Rendering is CPU-bound and made of many
+            small tensor operations: use several workers (each runs one thread); with 0 the
+            main process renders, fastest with ``torch.set_num_threads(1)`` on a busy machine.
         seed: Seed of the synthetic poses and of the fixed images.
         max_frames_per_subject: Cap per subject, evenly spaced (for quick runs); None keeps all.
         synthetic_frames: Number of synthetic training frames.

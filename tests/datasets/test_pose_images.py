@@ -35,6 +35,15 @@ SMALL = RenderConfig(image_size=32)
 WIDTH, HEIGHT = 250, 270  # not square: a swapped width/height shows
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Rendering is many small tensor ops: on a busy machine extra threads only contend."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _frames(n: int = 3, **kwargs: object) -> RenderedPoseFrames:
     return RenderedPoseFrames(generate_synthetic_poses(n, seed=1), SMALL, **kwargs)  # type: ignore[arg-type]
 

@@ -26,6 +26,15 @@ from lightning_energy.energies.cameras import project_perspective
 ARRAYS = generate_synthetic_poses(3, seed=0)
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Rendering is many small tensor ops: on a busy machine extra threads only contend."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _camera(camera: int) -> dict[str, torch.Tensor]:
     cams = ARRAYS.cameras
     return {name: torch.as_tensor(getattr(cams, name)[0, camera])
