@@ -5,6 +5,7 @@ from __future__ import annotations
 import doctest
 import math
 import types
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -174,10 +175,20 @@ def test_heatmap_loss_skips_joints_outside_the_heatmap() -> None:
 # ----------------------------------------------------------------------------- detector
 
 
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """Small convolutions run as fast on one thread, and do not stall when the cores are shared."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def tiny_detector() -> KeypointDetector:
     return KeypointDetector(num_joints=2, stacks=1, depth=1, channels=4, stride=2).double()
 
 
+@pytest.mark.usefixtures("one_thread")
 def test_detector_gradients_wrt_weights_and_image_match_finite_differences() -> None:
     """Catches a detached head, a broken backward in the network, or a non-smooth keypoint path."""
     detector = tiny_detector()
@@ -203,6 +214,7 @@ def blob_images(n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tenso
     return torch.exp(-(du**2 + dv**2) / (2 * 1.5**2)), keypoints
 
 
+@pytest.mark.usefixtures("one_thread")
 def test_detector_learns_to_find_blobs() -> None:
     """Catches a detector/loss pair that cannot learn (wrong target convention, detached head)."""
     gen = torch.Generator().manual_seed(0)
