@@ -7,6 +7,8 @@ the same errors.
 
 from lightning_energy.metrics.convergence import SolverConvergence
 from lightning_energy.metrics.functional import (
+    keypoint_error,
+    left_right_swap_rate,
     mean_iou,
     mpjpe,
     pa_mpjpe,
@@ -14,16 +16,21 @@ from lightning_energy.metrics.functional import (
     solver_convergence,
     success_auc,
 )
+from lightning_energy.metrics.keypoints import KeypointError, LeftRightSwapRate
 from lightning_energy.metrics.pose import MPJPE, PAMPJPE
 from lightning_energy.metrics.tracking import MeanIoU, PrecisionAtPixels, SuccessAUC
 
 __all__ = [
     "MPJPE",
     "PAMPJPE",
+    "KeypointError",
+    "LeftRightSwapRate",
     "MeanIoU",
     "PrecisionAtPixels",
     "SolverConvergence",
     "SuccessAUC",
+    "keypoint_error",
+    "left_right_swap_rate",
     "mean_iou",
     "mpjpe",
     "pa_mpjpe",

@@ -16,6 +16,8 @@ from torchmetrics import Metric
 from lightning_energy.metrics import (
     MPJPE,
     PAMPJPE,
+    KeypointError,
+    LeftRightSwapRate,
     MeanIoU,
     PrecisionAtPixels,
     SolverConvergence,
@@ -37,6 +39,8 @@ def make_metrics() -> dict[str, Metric]:
         "precision": PrecisionAtPixels(threshold=15.0),
         "iou_frame": MeanIoU(average="frame", skip_first=True),
         "solver": SolverConvergence(),
+        "keypoint_error": KeypointError(),
+        "swap_rate": LeftRightSwapRate(),
     }
 
 
@@ -62,7 +66,10 @@ def make_batch(index: int) -> dict[str, tuple[torch.Tensor, ...]]:
     )
     if index != 1:  # one batch without gradient norms
         solver = (*solver, torch.rand(size, generator=gen, dtype=torch.float64))
-    return {"pose": (pred, target), "track": track, "solver": solver}
+    pixels = target[..., :2] / 4  # noisy enough for a few left/right swaps
+    noisy = pixels + 30.0 * torch.randn(pixels.shape, generator=gen, dtype=torch.float64)
+    keypoints = (noisy, pixels, torch.rand(size, 17, generator=gen) > 0.2)
+    return {"pose": (pred, target), "track": track, "solver": solver, "keypoints": keypoints}
 
 
 def feed(metric_name: str, metric: Metric, batch: dict[str, tuple[torch.Tensor, ...]]) -> None:
@@ -70,6 +77,8 @@ def feed(metric_name: str, metric: Metric, batch: dict[str, tuple[torch.Tensor, 
         metric.update(*batch["pose"])
     elif metric_name == "solver":
         metric.update(*batch["solver"])
+    elif metric_name in ("keypoint_error", "swap_rate"):
+        metric.update(*batch["keypoints"])
     else:
         metric.update(*batch["track"])
 
@@ -137,4 +146,6 @@ def test_ddp_compute_equals_single_process(tmp_path: Path) -> None:
     # The check can fail: a shard alone gives different values.
     shard_only = run_metrics(SHARDS[0])
     assert shard_only["mpjpe"].item() != pytest.approx(expected["mpjpe"].item(), rel=1e-9)
+    for name in ("keypoint_error", "swap_rate"):
+        assert shard_only[name].item() != pytest.approx(expected[name].item(), rel=1e-9)
     assert shard_only["solver"]["steps_max"].item() < expected["solver"]["steps_max"].item()

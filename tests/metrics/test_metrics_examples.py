@@ -8,10 +8,12 @@ from types import ModuleType
 import pytest
 
 import lightning_energy.metrics as metrics
-from lightning_energy.metrics import convergence, functional, pose, tracking
+from lightning_energy.metrics import _keypoints, convergence, functional, keypoints, pose, tracking
 
 
-@pytest.mark.parametrize("module", [functional, pose, tracking, convergence])
+@pytest.mark.parametrize(
+    "module", [functional, pose, tracking, convergence, keypoints, _keypoints]
+)
 def test_docstring_examples(module: ModuleType) -> None:
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0
@@ -33,6 +35,10 @@ def test_public_surface() -> None:
             "precision_at_pixels",
             "mean_iou",
             "solver_convergence",
+            "KeypointError",
+            "LeftRightSwapRate",
+            "keypoint_error",
+            "left_right_swap_rate",
         ]
     )
     assert all(hasattr(metrics, name) for name in metrics.__all__)
