@@ -1,7 +1,8 @@
 """The ``lightning-energy`` command: a thin ``LightningCLI`` plus ``cv`` and ``bench``.
 
 ``lightning-energy {fit,validate,test,predict} --config RECIPE [--config OVERLAY …]`` runs any
-``EnergyTask`` with any ``LightningDataModule``; built-in classes may be named by their short
+``LightningModule`` (an ``EnergyTask`` or a network's own task such as ``KeypointTask``) with any
+``LightningDataModule``; built-in classes may be named by their short
 name (``RobustMeanTask``), user classes by dotted path. ``lightning-energy cv --config RECIPE
 --folds … --out DIR`` cross-validates a recipe with the same classes
 (:mod:`lightning_energy.crossval`); ``lightning-energy bench adjoints …`` prints benchmark tables.
@@ -58,7 +59,6 @@ from lightning_energy.errors import (
     SolverError,
 )
 from lightning_energy.loggers import OfflineFirstWandbLogger
-from lightning_energy.tasks.base import EnergyTask
 
 DEBUG_ENV = "LIGHTNING_ENERGY_DEBUG"
 """Set to 1 for full tracebacks instead of one-line errors (like ``--debug``)."""
@@ -209,7 +209,9 @@ def run_cli(argv: list[str] | None, run: bool = True) -> EnergyCLI:
     """
     quiet_known_noise()
     return EnergyCLI(
-        EnergyTask,
+        # Any LightningModule: the energy tasks, and those that train their networks alone
+        # (``KeypointTask``, stage 1 of end-to-end pose training).
+        pl.LightningModule,
         pl.LightningDataModule,
         subclass_mode_model=True,
         subclass_mode_data=True,

@@ -37,7 +37,7 @@ def detect_views(detector: nn.Module, batch: PoseImageBatch) -> DetectedViews:
     b, c = batch.images.shape[:2]
     detections = detector(batch.images.flatten(0, 1))
     j = detections.keypoints.shape[1]
-    keypoints = crop_to_image(detections.keypoints.reshape(b, c, j, 2), batch.crop)
+    keypoints = crop_to_image(detections.keypoints.reshape(b, c, j, 2), batch.crop.unsqueeze(-2))
     fields = {f.name: getattr(batch, f.name) for f in dataclasses.fields(PoseBatch)}
     fields.update(joints2d=keypoints.to(batch.joints2d.dtype),
                   visible=torch.ones(b, c, j, dtype=torch.bool, device=keypoints.device))
@@ -50,7 +50,7 @@ def crop_targets(batch: PoseImageBatch) -> tuple[Tensor, Tensor]:
     A joint counts when it is visible and inside its crop: a heatmap cannot hold a peak
     outside its image.
     """
-    keypoints = image_to_crop(batch.joints2d, batch.crop).to(batch.images.dtype)
+    keypoints = image_to_crop(batch.joints2d, batch.crop.unsqueeze(-2)).to(batch.images.dtype)
     size = batch.images.shape[-1]
     inside = ((keypoints >= 0) & (keypoints <= size)).all(-1) & batch.visible
     return keypoints.flatten(0, 1), inside.flatten(0, 1)

@@ -12,7 +12,8 @@ from torchmetrics import MetricCollection
 
 from lightning_energy.datasets.pose_images import PoseImageBatch
 from lightning_energy.metrics.pose import MPJPE, PAMPJPE
-from lightning_energy.networks.heads import heatmap_loss
+from lightning_energy.networks.heads import KeypointDetector
+from lightning_energy.networks.heatmaps import heatmap_loss
 from lightning_energy.tasks.base import STAGES, check_learning_rates, metrics_key
 from lightning_energy.tasks.detection import (
     crop_targets,
@@ -45,7 +46,7 @@ class KeypointTask(pl.LightningModule):
 
     def __init__(
         self,
-        detector: nn.Module,
+        detector: KeypointDetector,
         optimizer: OptimizerCallable = torch.optim.Adam,
         scheduler: LRSchedulerCallable | None = None,
         lr: float = 1e-3,
@@ -73,9 +74,8 @@ class KeypointTask(pl.LightningModule):
         """Heatmap loss; 2D and triangulated 3D scores logged as ``"{stage}/…"``."""
         views = detect_views(self.backbone, batch)
         keypoints, counted = crop_targets(batch)
-        stride = getattr(self.backbone, "stride", 1)
-        loss = heatmap_loss(views.detections.heatmaps, keypoints, counted, stride,
-                            self.heatmap_sigma)
+        loss = heatmap_loss(views.detections.heatmaps, keypoints, counted,
+                            self.backbone.stride, self.heatmap_sigma, self.backbone.beta)
         size = len(batch)
         self.log(f"{stage}/loss", loss, batch_size=size, prog_bar=True,
                  on_step=stage == "train", on_epoch=True, sync_dist=True)
@@ -96,6 +96,12 @@ class KeypointTask(pl.LightningModule):
 
     def test_step(self, batch: PoseImageBatch, batch_idx: int) -> Tensor:  # noqa: D102
         return self.shared_step(batch, "test")
+
+    def predict_step(self, batch: PoseImageBatch, batch_idx: int) -> dict[str, Tensor]:
+        """Detected keypoints (B, C, J, 2) in full-image pixels and their confidences (B, C, J)."""
+        views = detect_views(self.backbone, batch)
+        return {"keypoints": views.frames.joints2d.detach(),
+                "confidence": views.confidence.detach()}
 
     def configure_optimizers(self) -> Any:  # noqa: D102
         optimizer = self.optimizer_factory([{"params": self.backbone.parameters(), "lr": self.lr,

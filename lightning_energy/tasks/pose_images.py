@@ -8,7 +8,7 @@ from typing import Any, Literal, cast
 
 import torch
 from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
-from torch import Tensor, nn
+from torch import Tensor
 from torchmetrics import MetricCollection
 
 from lightning_energy.adjoints.base import Adjoint
@@ -16,7 +16,8 @@ from lightning_energy.datasets.pose_batch import PoseBatch
 from lightning_energy.datasets.pose_images import PoseImageBatch
 from lightning_energy.energies.pose import MultiViewPoseEnergy, pose_energy_inputs
 from lightning_energy.errors import CheckpointNotFoundError
-from lightning_energy.networks.heads import heatmap_loss
+from lightning_energy.networks.heads import KeypointDetector
+from lightning_energy.networks.heatmaps import heatmap_loss
 from lightning_energy.solvers.base import Solver
 from lightning_energy.solvers.solution import Solution
 from lightning_energy.tasks.base import STAGES
@@ -60,8 +61,9 @@ class ImagePoseTask(MultiViewPoseTask):
         heatmap_weight: Weight of the heatmap loss (0: the detector learns from 3D alone).
         heatmap_sigma: σ of the heatmap targets, pixels of the input crop.
         use_confidence: Multiply each joint's energy weight by the detector's confidence.
-        init_weights: A checkpoint (e.g. the previous stage's ``last.ckpt``) whose
-            ``state_dict`` initialises the whole task, weights only; None starts afresh.
+        init_weights: A checkpoint of the previous stage (its ``last.ckpt``) whose weights start
+            a fresh fit (:meth:`load_weights`); not read by ``test``, ``validate`` or a resumed
+            fit, so a trained checkpoint evaluates anywhere on its own.
         chunk_size: As :class:`MultiViewPoseTask`.
         component_temperature: As :class:`MultiViewPoseTask`.
         scheduler_interval: Step the scheduler every ``"epoch"`` or optimizer ``"step"``.
@@ -69,7 +71,7 @@ class ImagePoseTask(MultiViewPoseTask):
 
     def __init__(
         self,
-        detector: nn.Module,
+        detector: KeypointDetector,
         energy: MultiViewPoseEnergy | None = None,
         solver: Solver | None = None,
         adjoint: Adjoint | None = None,
@@ -101,20 +103,40 @@ class ImagePoseTask(MultiViewPoseTask):
         self.heatmap_sigma, self.use_confidence = heatmap_sigma, use_confidence
         for stage in STAGES:
             self.metrics[f"{stage}_keypoints"] = keypoint_metrics().clone(prefix=f"{stage}/")
+        self.init_weights = init_weights
         # The views detected by the last forward: the loss and the reports read them.
         self._views: DetectedViews | None = None
-        if init_weights is not None:
-            self.load_weights(init_weights)
+
+    def on_fit_start(self) -> None:
+        """Load ``init_weights`` when a fit starts afresh (a resumed fit restores its own)."""
+        if self.init_weights is not None and self.trainer.ckpt_path is None:
+            self.load_weights(self.init_weights)
 
     def load_weights(self, path: str) -> None:
-        """Load every weight of a checkpoint's ``state_dict`` (optimizer state not included)."""
+        """Load the weights a checkpoint's ``state_dict`` shares with this task.
+
+        A stage-1 checkpoint (:class:`~lightning_energy.tasks.KeypointTask`) holds only the
+        detector (``backbone.*``), and the energy keeps its initial values; a stage-2 checkpoint
+        holds both. Optimizer state is not loaded.
+
+        Raises:
+            CheckpointNotFoundError: If there is no file at ``path``.
+            ValueError: If the checkpoint holds weights this task has not (another
+                architecture) or none that it has.
+        """
         try:
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+            checkpoint = torch.load(path, map_location="cpu", weights_only=False)
         except FileNotFoundError as err:
             raise CheckpointNotFoundError(
                 f"`init_weights`: no checkpoint at {path!r}; run the previous stage first or "
                 "pass `--model.init_args.init_weights null`.") from err
-        self.load_state_dict(checkpoint.get("state_dict", checkpoint))
+        state = checkpoint.get("state_dict", checkpoint)
+        result = self.load_state_dict(state, strict=False)
+        loaded = len(state) - len(result.unexpected_keys)
+        if result.unexpected_keys or loaded == 0:
+            raise ValueError(
+                f"`init_weights` {path!r}: {loaded} weights match this task; unexpected "
+                f"{sorted(result.unexpected_keys)[:5]} (another detector or energy shape?).")
 
     def energy_inputs(self, batch: PoseImageBatch) -> Any:
         """Detect every view and build the energy's inputs from the detections (float64)."""
@@ -130,10 +152,10 @@ class ImagePoseTask(MultiViewPoseTask):
         loss = self.pose_weight * super().loss(solution, batch)
         if self.heatmap_weight > 0:
             keypoints, counted = crop_targets(batch)
-            stride = getattr(self.backbone, "stride", 1)
+            detector = cast(KeypointDetector, self.backbone)
             heatmaps = self._detected().detections.heatmaps
-            loss = loss + self.heatmap_weight * heatmap_loss(heatmaps, keypoints, counted, stride,
-                                                             self.heatmap_sigma)
+            loss = loss + self.heatmap_weight * heatmap_loss(
+                heatmaps, keypoints, counted, detector.stride, self.heatmap_sigma, detector.beta)
         return loss
 
     def shared_step(self, batch: PoseImageBatch, stage: str) -> dict[str, Any]:

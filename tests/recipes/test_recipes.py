@@ -15,6 +15,13 @@ CPU_DEBUG = str(REPO / "recipes" / "trainer" / "cpu_debug.yaml")
 # Real-data recipes run on a slice of their data: the recipe test checks wiring, not accuracy.
 TINY = {
     "h36m_multiview.yaml": ["--data.init_args.max_frames_per_subject", "32"],
+    # The end-to-end stages start from the previous stage's checkpoint, which a recipe test has
+    # not got (tests/recipes/test_end_to_end_recipes.py chains them); tiny crops and detector.
+    **{name: ["--data.init_args.max_frames_per_subject", "4", "--data.init_args.num_workers", "0",
+              "--model.init_args.detector.init_args.channels", "8",
+              *([] if name == "end_to_end_detector.yaml"
+                else ["--model.init_args.init_weights", "null"])]
+       for name in ("end_to_end_detector.yaml", "end_to_end_staged.yaml", "end_to_end.yaml")},
 }
 
 
