@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from lightning_energy.datasets.h36m import load_h36m
 from lightning_energy.datasets.pose_batch import PoseArrays, PoseFrames, collate_pose
@@ -67,6 +68,9 @@ class PoseDataModule(pl.LightningDataModule):
         (8, 4, 17, 2)
     """
 
+    #: Joins a loader's items into one batch.
+    collate: Callable[[Sequence[Any]], Any] = staticmethod(collate_pose)
+
     def __init__(
         self,
         root: str | None = None,
@@ -105,7 +109,8 @@ class PoseDataModule(pl.LightningDataModule):
         self.synthetic_frames = synthetic_frames
         self.seed = seed
         self.max_frames_per_subject = max_frames_per_subject
-        self.datasets: dict[str, PoseFrames] = {}
+        self.datasets: dict[str, Dataset[Any]] = {}
+        self.arrays: dict[str, PoseArrays] = {}
 
     @staticmethod
     def _subjects(train: Sequence[str], val: Sequence[str], test: Sequence[str] | None,
@@ -153,7 +158,7 @@ class PoseDataModule(pl.LightningDataModule):
             batch_size=self.batch_size,
             shuffle=shuffle,
             num_workers=self.num_workers,
-            collate_fn=collate_pose,
+            collate_fn=self.collate,
             persistent_workers=self.num_workers > 0,
         )
 
@@ -181,10 +186,15 @@ class PoseDataModule(pl.LightningDataModule):
     def poses(self, split: str) -> Tensor:
         """Ground-truth world poses (N, J, 3), mm, of ``split``: e.g. to re-fit a pose model."""
         self._ensure(split)
-        return torch.as_tensor(self.datasets[split].arrays.joints3d)
+        return torch.as_tensor(self.arrays[split].joints3d)
 
     def _ensure(self, split: str) -> None:
         if split not in self.subjects:
             raise ValueError(f"Expected a split among {sorted(self.subjects)}, got {split!r}.")
         if split not in self.datasets:
-            self.datasets[split] = PoseFrames(self._load(split))
+            self.arrays[split] = self._load(split)
+            self.datasets[split] = self._dataset(split, self.arrays[split])
+
+    def _dataset(self, split: str, arrays: PoseArrays) -> Dataset[Any]:
+        """The dataset of a split's frames (a subclass may render them, say)."""
+        return PoseFrames(arrays)

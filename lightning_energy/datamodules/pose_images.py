@@ -5,12 +5,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-import pytorch_lightning as pl
-import torch
-from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
-from lightning_energy.datasets.h36m import DEFAULT_H36M_ROOT, load_h36m
+from lightning_energy.datamodules.pose import PoseDataModule
+from lightning_energy.datasets.h36m import DEFAULT_H36M_ROOT
 from lightning_energy.datasets.pose_batch import PoseArrays
 from lightning_energy.datasets.pose_image_folder import ImageFolderFrames
 from lightning_energy.datasets.pose_images import (
@@ -19,13 +17,13 @@ from lightning_energy.datasets.pose_images import (
     collate_pose_images,
 )
 from lightning_energy.datasets.pose_render import RenderConfig
-from lightning_energy.datasets.pose_synthetic import generate_synthetic_poses
-
-_SPLITS = ("train", "val", "test")
 
 
-class PoseImageDataModule(pl.LightningDataModule):
+class PoseImageDataModule(PoseDataModule):
     """Frames of 4 calibrated views as image crops with 3D and 2D ground truth.
+
+    A :class:`~lightning_energy.datamodules.PoseDataModule` (subjects, folds, strides,
+    synthetic poses) whose frames carry images.
 
     Images are **rendered** from the 3D poses (:class:`RenderedPoseFrames`: capsule bodies
     over cluttered backgrounds, see :mod:`~lightning_energy.datasets.pose_render`) unless
@@ -43,6 +41,9 @@ class PoseImageDataModule(pl.LightningDataModule):
         train_subjects: Training subjects.
         val_subjects: Validation subjects.
         test_subjects: Test subjects; None means the validation subjects.
+        fold: Held-out subject of a leave-one-subject-out split of ``subjects``
+            (:class:`~lightning_energy.datamodules.PoseDataModule`).
+        subjects: The subjects a ``fold`` splits.
         actions: Keep only these actions (e.g. ``["Walking"]``); None keeps all.
         frame_stride: Keep every n-th stored (10 Hz) frame for training.
         val_frame_stride: Stride of the validation frames (default ``frame_stride``).
@@ -69,12 +70,16 @@ class PoseImageDataModule(pl.LightningDataModule):
         (2, 4, 3, 32, 32)
     """
 
+    collate = staticmethod(collate_pose_images)
+
     def __init__(
         self,
         root: str | None = DEFAULT_H36M_ROOT,
         train_subjects: Sequence[str] = ("S1", "S5", "S6", "S7"),
         val_subjects: Sequence[str] = ("S8",),
         test_subjects: Sequence[str] | None = None,
+        fold: str | None = None,
+        subjects: Sequence[str] = ("S1", "S5", "S6", "S7", "S8"),
         actions: Sequence[str] | None = None,
         frame_stride: int = 5,
         val_frame_stride: int | None = None,
@@ -89,91 +94,21 @@ class PoseImageDataModule(pl.LightningDataModule):
         max_frames_per_subject: int | None = None,
         synthetic_frames: int = 512,
     ) -> None:
-        super().__init__()
-        strides = (frame_stride, val_frame_stride or 1, test_frame_stride or 1)
-        if batch_size < 1 or min(strides) < 1 or synthetic_frames < 1:
-            raise ValueError(
-                f"Expected positive `batch_size`, strides and `synthetic_frames`, got "
-                f"{batch_size}, {strides} and {synthetic_frames}.")
         if images_root is not None and root is None:
             raise ValueError("Expected a Human3.6M `root` with `images_root` (real frames need "
                              "the real poses and cameras), got root=None.")
-        self.save_hyperparameters()
-        self.root = root
-        self.subjects = {"train": list(train_subjects), "val": list(val_subjects),
-                         "test": list(val_subjects if test_subjects is None else test_subjects)}
-        self.strides = {"train": frame_stride, "val": val_frame_stride or frame_stride,
-                        "test": test_frame_stride or frame_stride}
-        self.actions = None if actions is None else list(actions)
+        super().__init__(root, train_subjects, val_subjects, test_subjects, fold, subjects,
+                         actions, frame_stride, val_frame_stride, test_frame_stride, batch_size,
+                         num_workers, synthetic_frames, seed, max_frames_per_subject)
         self.config = dataclasses.replace(render or RenderConfig(), image_size=image_size)
         self.images_root = images_root
         self.cache_dir = cache_dir
-        self.batch_size = batch_size
-        self.num_workers = num_workers
-        self.seed = seed
-        self.max_frames_per_subject = max_frames_per_subject
-        self.synthetic_frames = synthetic_frames
-        self.datasets: dict[str, Dataset[PoseImageBatch]] = {}
-        self.arrays: dict[str, PoseArrays] = {}
-
-    def _load(self, split: str) -> PoseArrays:
-        if self.root is None:
-            frames = self.synthetic_frames if split == "train" else self.synthetic_frames // 4
-            return generate_synthetic_poses(max(frames, 1), seed=self.seed + _SPLITS.index(split))
-        return load_h36m(self.root, self.subjects[split], actions=self.actions,
-                         frame_stride=self.strides[split],
-                         max_frames_per_subject=self.max_frames_per_subject)  # fmt: skip
 
     def _dataset(self, split: str, arrays: PoseArrays) -> Dataset[PoseImageBatch]:
+        """Rendered (or read) crops: training ones drawn anew at every access, the others fixed."""
         augment = split == "train"
         if self.images_root is not None:
             return ImageFolderFrames(arrays, self.images_root, self.config, seed=self.seed,
                                      augment=augment)  # fmt: skip
         return RenderedPoseFrames(arrays, self.config, seed=self.seed, augment=augment,
                                   cache_dir=None if augment else self.cache_dir)  # fmt: skip
-
-    def setup(self, stage: str | None = None) -> None:
-        """Load the splits that ``stage`` needs (fit: train, val; validate: val; test: test).
-
-        Raises:
-            DatasetNotFoundError: If ``root``, ``images_root`` or a subject is missing.
-        """
-        splits = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",),
-                  "predict": ("test",), None: _SPLITS}[stage]  # fmt: skip
-        for split in splits:
-            self._ensure(split)
-
-    def _ensure(self, split: str) -> None:
-        if split not in _SPLITS:
-            raise ValueError(f"Expected a split among {list(_SPLITS)}, got {split!r}.")
-        if split not in self.datasets:
-            self.arrays[split] = self._load(split)
-            self.datasets[split] = self._dataset(split, self.arrays[split])
-
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        if split not in self.datasets:
-            raise RuntimeError(f"Call `setup` before asking for the {split} dataloader.")
-        return DataLoader(self.datasets[split], batch_size=self.batch_size, shuffle=shuffle,
-                          num_workers=self.num_workers, collate_fn=collate_pose_images,
-                          persistent_workers=self.num_workers > 0)  # fmt: skip
-
-    def train_dataloader(self) -> DataLoader:
-        """Shuffled, augmented training batches."""
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        """Fixed validation batches in dataset order."""
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        """Fixed test batches in dataset order."""
-        return self._loader("test", shuffle=False)
-
-    def predict_dataloader(self) -> DataLoader:
-        """Fixed test batches in dataset order."""
-        return self._loader("test", shuffle=False)
-
-    def poses(self, split: str) -> Tensor:
-        """Ground-truth world poses (N, J, 3), mm, of ``split``: e.g. to fit a pose model."""
-        self._ensure(split)
-        return torch.as_tensor(self.arrays[split].joints3d)

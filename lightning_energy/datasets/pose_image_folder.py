@@ -13,17 +13,15 @@ extra; JPEG and PNG need Pillow (``pip install 'lightning-energy[images]'``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.utils.data import Dataset
 
 from lightning_energy.datasets.pose_batch import CAMERA_IDS, PoseArrays
-from lightning_energy.datasets.pose_images import PoseImageBatch, camera_of, image_batch
+from lightning_energy.datasets.pose_images import ViewFrames, camera_of
 from lightning_energy.datasets.pose_render import (
     RenderConfig,
     RenderedView,
@@ -84,7 +82,7 @@ def resample_crop(frame: Tensor, crop: Tensor, size: int) -> Tensor:
                          align_corners=False)[0]  # fmt: skip
 
 
-class ImageFolderFrames(Dataset[PoseImageBatch]):
+class ImageFolderFrames(ViewFrames):
     """Real frames of each view, cropped around the projected 3D ground truth.
 
     Crops are made as for rendered images (:func:`crop_around` with ``config.margin`` and
@@ -123,17 +121,6 @@ class ImageFolderFrames(Dataset[PoseImageBatch]):
         self.seed = seed
         self.augment = augment
         self.dtype = dtype
-
-    def __len__(self) -> int:
-        return len(self.arrays)
-
-    def __getitem__(self, index: int) -> PoseImageBatch:
-        return self.__getitems__([index])[0]
-
-    def __getitems__(self, indices: Sequence[int]) -> list[PoseImageBatch]:
-        idx = np.asarray(indices, dtype=np.int64)
-        views = [[self.view(int(i), c) for c in range(len(CAMERA_IDS))] for i in idx]
-        return [image_batch(self.arrays, idx, views, self.dtype)]
 
     def path(self, index: int, camera: int) -> Path:
         """The file of view ``camera`` of frame ``index``.

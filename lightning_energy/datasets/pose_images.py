@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import os
 import tempfile
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,7 +125,34 @@ def camera_of(arrays: PoseArrays, index: int, camera: int) -> dict[str, np.ndarr
     return {name: getattr(arrays.cameras, name)[rig, camera] for name in _CAMERA_FIELDS}
 
 
-class RenderedPoseFrames(Dataset[PoseImageBatch]):
+class ViewFrames(Dataset[PoseImageBatch], ABC):
+    """Frames whose C views are made one at a time by :meth:`view`.
+
+    A loader's indices (``__getitems__``) become one :class:`PoseImageBatch`, which
+    :func:`collate_pose_images` passes through.
+    """
+
+    arrays: PoseArrays
+    dtype: torch.dtype
+
+    @abstractmethod
+    def view(self, index: int, camera: int) -> RenderedView:
+        """View ``camera`` of frame ``index``: its crop, the crop transform, the keypoints."""
+
+    def __len__(self) -> int:
+        return len(self.arrays)
+
+    def __getitem__(self, index: int) -> PoseImageBatch:
+        return self.__getitems__([index])[0]
+
+    def __getitems__(self, indices: Sequence[int]) -> list[PoseImageBatch]:
+        idx = np.asarray(indices, dtype=np.int64)
+        views = [[self.view(int(i), c) for c in range(self.arrays.cameras.R.shape[1])]
+                 for i in idx]  # fmt: skip
+        return [image_batch(self.arrays, idx, views, self.dtype)]
+
+
+class RenderedPoseFrames(ViewFrames):
     """Frames of a :class:`PoseArrays` with each view rendered as a crop, on the fly.
 
     ``dataset[i]`` is a :class:`PoseImageBatch` of size 1 (``__getitems__`` renders a whole
@@ -160,18 +188,6 @@ class RenderedPoseFrames(Dataset[PoseImageBatch]):
         self.augment = augment
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
         self.dtype = dtype
-
-    def __len__(self) -> int:
-        return len(self.arrays)
-
-    def __getitem__(self, index: int) -> PoseImageBatch:
-        return self.__getitems__([index])[0]
-
-    def __getitems__(self, indices: Sequence[int]) -> list[PoseImageBatch]:
-        idx = np.asarray(indices, dtype=np.int64)
-        views = [[self.view(int(i), c) for c in range(self.arrays.cameras.R.shape[1])]
-                 for i in idx]  # fmt: skip
-        return [image_batch(self.arrays, idx, views, self.dtype)]
 
     def view_seed(self, index: int, camera: int) -> int:
         """The seed of view ``camera`` of frame ``index`` (fresh each call with ``augment``)."""

@@ -222,12 +222,11 @@ def _body(cam: Tensor, config: RenderConfig, palette: Tensor) -> _Scene:
 def _distractors(scene: _Scene, rays: Tensor, palette: Tensor, count: int,
                  gen: torch.Generator) -> _Scene:
     """Append ``count`` loose capsules around the person (some in its clothing colours)."""
-    g = dict(generator=gen, dtype=torch.float64)
     depth = scene.start[:, 2].mean()
     pick = torch.randint(rays.shape[0], (count,), generator=gen)
     centre = rays[pick] / rays[pick, 2:] * (depth + torch.empty(count, 1).uniform_(-700, 1500,
                                                                               generator=gen))
-    direction = torch.randn(count, 3, **g)
+    direction = torch.randn(count, 3, generator=gen, dtype=torch.float64)
     direction = direction / direction.norm(dim=-1, keepdim=True).clamp(min=1e-9)
     half = torch.empty(count, 1, dtype=torch.float64).uniform_(120, 230, generator=gen)
     radius = torch.empty(count, dtype=torch.float64).uniform_(35, 75, generator=gen)

@@ -138,20 +138,20 @@ class ImagePoseTask(MultiViewPoseTask):
                 f"`init_weights` {path!r}: {loaded} weights match this task; unexpected "
                 f"{sorted(result.unexpected_keys)[:5]} (another detector or energy shape?).")
 
-    def energy_inputs(self, batch: PoseImageBatch) -> Any:
+    def energy_inputs(self, batch: PoseBatch) -> Any:
         """Detect every view and build the energy's inputs from the detections (float64)."""
         if self.backbone is None:
             raise RuntimeError("ImagePoseTask needs its detector (`backbone`).")
-        self._views = views = detect_views(self.backbone, batch)
+        self._views = views = detect_views(self.backbone, images_of(batch))
         confidence = views.confidence.double() if self.use_confidence else None
         return pose_energy_inputs(views.frames.to(dtype=torch.float64),
                                   self.pose_energy.num_components, confidence)
 
-    def loss(self, solution: Solution, batch: PoseImageBatch) -> Tensor:
+    def loss(self, solution: Solution, batch: PoseBatch) -> Tensor:
         """``pose_weight`` · MPJPE + ``heatmap_weight`` · heatmap loss of the last detections."""
         loss = self.pose_weight * super().loss(solution, batch)
         if self.heatmap_weight > 0:
-            keypoints, counted = crop_targets(batch)
+            keypoints, counted = crop_targets(images_of(batch))
             detector = cast(KeypointDetector, self.backbone)
             heatmaps = self._detected().detections.heatmaps
             loss = loss + self.heatmap_weight * heatmap_loss(
@@ -162,15 +162,15 @@ class ImagePoseTask(MultiViewPoseTask):
         """The pose task's step, then the detector's 2D scores of the same forward pass."""
         out = super().shared_step(batch, stage)
         scores = cast(MetricCollection, self.metrics[f"{stage}_keypoints"])
-        update_keypoint_metrics(scores, self._detected(), batch)
+        update_keypoint_metrics(scores, self._detected(), images_of(batch))
         self.log_dict(scores, batch_size=len(batch), on_step=False, on_epoch=True)
         return out
 
-    def baseline_errors(self, solution: Solution, batch: PoseImageBatch) -> dict[str, Tensor]:
+    def baseline_errors(self, solution: Solution, batch: PoseBatch) -> dict[str, Tensor]:
         """Per-frame MPJPE of the energy and of the detector's keypoints triangulated."""
         return super().baseline_errors(solution, self._as_detected(batch))
 
-    def baseline_metrics(self, solution: Solution, batch: PoseImageBatch) -> dict[str, Tensor]:
+    def baseline_metrics(self, solution: Solution, batch: PoseBatch) -> dict[str, Tensor]:
         """MPJPE and PA-MPJPE of DLT triangulation of the detector's keypoints (16 joints)."""
         detected = self._as_detected(batch)
         renamed = {}
@@ -183,7 +183,16 @@ class ImagePoseTask(MultiViewPoseTask):
             raise RuntimeError("No detections yet: call the task on a batch first.")
         return self._views
 
-    def _as_detected(self, batch: PoseImageBatch) -> PoseBatch:
+    def _as_detected(self, batch: PoseBatch) -> PoseBatch:
         """The frames with the detector's keypoints of ``batch`` (detached: reports only)."""
         frames = self._detected().frames
         return dataclasses.replace(frames, joints2d=frames.joints2d.detach())
+
+
+def images_of(batch: PoseBatch) -> PoseImageBatch:
+    """``batch`` as a :class:`PoseImageBatch`, or a clear error naming what came instead."""
+    if not isinstance(batch, PoseImageBatch):
+        raise TypeError(f"Expected a `PoseImageBatch` (images of the views, e.g. from "
+                        f"`PoseImageDataModule`), got {type(batch).__name__}: an image task "
+                        "needs images, not stored detections.")
+    return batch
