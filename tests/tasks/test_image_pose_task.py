@@ -151,3 +151,12 @@ def test_reports_triangulate_the_detected_keypoints_not_the_ground_truth():
     key = "detector + DLT triangulation (16 joints)/mpjpe"
     assert set(metrics) == {key, key.replace("/mpjpe", "/pa_mpjpe")}
     assert float(metrics[key].mean()) > 5.0  # an untrained detector is far off; ground truth ≈ 0
+
+
+def test_stored_detections_instead_of_images_are_named():
+    """Catches: an image task fed a detection DataModule failing deep inside the detector."""
+    from lightning_energy.datasets.pose_synthetic import generate_synthetic_poses
+
+    task = _task(_tiny_detector())
+    with pytest.raises(TypeError, match="PoseImageBatch"):
+        task(generate_synthetic_poses(2, seed=0).to_batch())
