@@ -61,9 +61,9 @@ class ImagePoseTask(MultiViewPoseTask):
         heatmap_weight: Weight of the heatmap loss (0: the detector learns from 3D alone).
         heatmap_sigma: σ of the heatmap targets, pixels of the input crop.
         use_confidence: Multiply each joint's energy weight by the detector's confidence.
-        init_weights: A checkpoint of the previous stage (its ``last.ckpt``) whose weights start
-            a fresh fit (:meth:`load_weights`); not read by ``test``, ``validate`` or a resumed
-            fit, so a trained checkpoint evaluates anywhere on its own.
+        init_weights: A checkpoint of the previous stage (its ``last.ckpt``) whose weights the
+            task starts from (:meth:`load_weights`), unless the Trainer restores a checkpoint
+            of its own (``--ckpt_path``): a trained checkpoint evaluates anywhere on its own.
         chunk_size: As :class:`MultiViewPoseTask`.
         component_temperature: As :class:`MultiViewPoseTask`.
         scheduler_interval: Step the scheduler every ``"epoch"`` or optimizer ``"step"``.
@@ -107,8 +107,27 @@ class ImagePoseTask(MultiViewPoseTask):
         # The views detected by the last forward: the loss and the reports read them.
         self._views: DetectedViews | None = None
 
-    def on_fit_start(self) -> None:
-        """Load ``init_weights`` when a fit starts afresh (a resumed fit restores its own)."""
+    def on_fit_start(self) -> None:  # noqa: D102
+        self._start_from_init_weights()
+
+    def on_validation_start(self) -> None:  # noqa: D102
+        if self.trainer.state.fn != "fit":  # during a fit, on_fit_start did it
+            self._start_from_init_weights()
+
+    def on_test_start(self) -> None:  # noqa: D102
+        self._start_from_init_weights()
+
+    def on_predict_start(self) -> None:  # noqa: D102
+        self._start_from_init_weights()
+
+    def _start_from_init_weights(self) -> None:
+        """Load ``init_weights`` unless the Trainer restored a checkpoint (``ckpt_path``).
+
+        So ``fit`` starts from the previous stage, a resumed ``fit`` from its own checkpoint,
+        ``test --ckpt_path CKPT`` evaluates CKPT alone (the hooks run after the restore), and
+        ``test`` without a checkpoint evaluates the previous stage's weights (e.g. stage 1's
+        detector with the untrained energy).
+        """
         if self.init_weights is not None and self.trainer.ckpt_path is None:
             self.load_weights(self.init_weights)
 

@@ -52,6 +52,10 @@ def test_stages_chain_through_their_checkpoints(tmp_path):
     trained = first.model.backbone.state_dict()
     for key, value in second.model.backbone.state_dict().items():
         assert torch.equal(value, trained[key]), key  # frozen: still stage 1's detector
+    untrained = _stage("test", "end_to_end_staged.yaml", tmp_path / "untrained",
+                       "--model.init_args.init_weights", str(detector_ckpt))
+    for key, value in untrained.model.backbone.state_dict().items():
+        assert torch.equal(value, trained[key]), key  # test without a checkpoint: stage 1's
     staged_ckpt = tmp_path / "staged" / "checkpoints" / "last.ckpt"
     third = _stage("fit", "end_to_end.yaml", tmp_path / "e2e",
                    "--model.init_args.init_weights", str(staged_ckpt))

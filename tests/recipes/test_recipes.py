@@ -18,6 +18,7 @@ TINY = {
     # The end-to-end stages start from the previous stage's checkpoint, which a recipe test has
     # not got (tests/recipes/test_end_to_end_recipes.py chains them); tiny crops and detector.
     **{name: ["--data.init_args.max_frames_per_subject", "4", "--data.init_args.num_workers", "0",
+              "--data.init_args.batch_size", "2",
               "--model.init_args.detector.init_args.channels", "8",
               *([] if name == "end_to_end_detector.yaml"
                 else ["--model.init_args.init_weights", "null"])]
