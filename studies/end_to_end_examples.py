@@ -1,4 +1,4 @@
-"""Example crops of held-out frames with the detector's keypoints before and after end-to-end training.
+"""Held-out crops with the detector's keypoints before and after end-to-end training.
 
 Composes public classes only: the recipes' DataModule (validation crops, fixed per view), and the
 detector of two checkpoints (stage 2 "staged", whose detector is stage 1's, and stage 3). Each row
@@ -46,11 +46,13 @@ def draw(image: torch.Tensor, truth: torch.Tensor, found: torch.Tensor) -> Image
 
 
 def detector_of(path: str, channels: int) -> KeypointDetector:
+    """The detector of a task checkpoint (its ``backbone.`` weights), in eval mode."""
     detector = KeypointDetector(stacks=2, depth=3, channels=channels, checkpoint=path)
     return detector.eval()
 
 
 def main() -> None:
+    """Draw the sheet of crops named on the command line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--before", required=True, help="checkpoint of the earlier stage")
     parser.add_argument("--after", required=True, help="checkpoint of the later stage")
