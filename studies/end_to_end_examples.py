@@ -63,10 +63,12 @@ def main() -> None:
     parser.add_argument("--channels", type=int, default=32)
     options = parser.parse_args()
     data = PoseImageDataModule(root=options.root, train_subjects=[options.subject],
-                               val_subjects=[options.subject], val_frame_stride=997,
-                               batch_size=options.frames)
+                               val_subjects=[options.subject], val_frame_stride=64)
     data.setup("validate")
-    batch = next(iter(data.val_dataloader()))
+    frames = data.datasets["val"]
+    # Evenly over the subject's sequences, away from their first frames (often a standing start).
+    picks = [int((k + 0.5) * len(frames) / options.frames) for k in range(options.frames)]
+    batch = frames.__getitems__(picks)[0]
     truth = image_to_crop(batch.joints2d, batch.crop.unsqueeze(-2))
     images = batch.images.flatten(0, 1)
     with torch.no_grad():
