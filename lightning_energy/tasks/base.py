@@ -184,10 +184,18 @@ class EnergyTask(pl.LightningModule, ABC):
         if self.freeze_backbone and self.backbone is not None:
             self.backbone.eval()
 
+    def energy_groups(self) -> list[dict[str, Any]]:
+        """The energy parameters' optimizer groups (one ``"energy"`` group at ``energy_lr``).
+
+        Override this, not :meth:`parameter_groups`, to give parts of the energy their own
+        rates: the backbone's group is added to whatever it returns.
+        """
+        return [{"params": [p for p in self.layer.parameters() if p.requires_grad],
+                 "lr": self.energy_lr, "name": "energy"}]
+
     def parameter_groups(self) -> list[dict[str, Any]]:
-        """Energy parameters and trainable backbone parameters with their learning rates."""
-        groups = [{"params": [p for p in self.layer.parameters() if p.requires_grad],
-                   "lr": self.energy_lr, "name": "energy"}]
+        """:meth:`energy_groups` and the trainable backbone's group, with their learning rates."""
+        groups = self.energy_groups()
         if self.backbone is not None and not self.freeze_backbone:
             params = [p for p in self.backbone.parameters() if p.requires_grad]
             if params:

@@ -171,14 +171,15 @@ class MultiViewPoseTask(EnergyTask):
         assert isinstance(energy, MultiViewPoseEnergy)
         return energy
 
-    def parameter_groups(self) -> list[dict[str, Any]]:
+    def energy_groups(self) -> list[dict[str, Any]]:
         """The energy's shape model at ``shape_lr``, its other parameters at ``energy_lr``.
 
         With equal rates this is the base class's single ``"energy"`` group, so optimizer states
-        saved before ``shape_lr`` existed still resume.
+        saved before ``shape_lr`` existed still resume. A backbone (``ImagePoseTask``'s
+        detector) gets its own group beside these (:meth:`EnergyTask.parameter_groups`).
         """
         if self.shape_lr == self.energy_lr:
-            return super().parameter_groups()
+            return super().energy_groups()
         named = [(n, p) for n, p in self.pose_energy.named_parameters() if p.requires_grad]
         groups = [
             {"params": [p for n, p in named if n in SHAPE_PARAMETERS], "lr": self.shape_lr,

@@ -95,6 +95,12 @@ def test_staged_freezes_the_detector_and_end_to_end_moves_it():
     assert all(p.grad is not None for p in joint.backbone.parameters())
     assert {g["name"] for g in joint.parameter_groups()} == {"energy", "backbone"}
     assert {g["name"] for g in staged.parameter_groups()} == {"energy"}
+    # The recipes' separate shape-model rate must not drop the detector from the optimizer.
+    split = _task(_tiny_detector(), energy_lr=1e-2, shape_lr=2e-3, backbone_lr=2e-4)
+    groups = {g["name"]: g for g in split.parameter_groups()}
+    assert set(groups) == {"shape", "energy", "backbone"}
+    assert groups["backbone"]["lr"] == 2e-4
+    assert len(groups["backbone"]["params"]) == len(list(split.backbone.parameters()))
 
 
 def test_heatmap_weight_adds_the_detectors_own_loss():
