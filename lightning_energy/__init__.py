@@ -6,6 +6,7 @@ The public surface is re-exported here; everything else is private.
 from lightning_energy.adjoints import Adjoint, ImplicitAdjoint, TruncatedAdjoint, UnrolledAdjoint
 from lightning_energy.energies import robust
 from lightning_energy.energies.base import Energy, LeastSquaresEnergy
+from lightning_energy.energies.sequence import SequenceLeastSquaresEnergy
 from lightning_energy.energies.toy import KernelDensityEnergy, QuadraticEnergy
 from lightning_energy.errors import (
     DatasetNotFoundError,
@@ -15,6 +16,7 @@ from lightning_energy.errors import (
 )
 from lightning_energy.layer import EnergyLayer, argmin
 from lightning_energy.solvers import (
+    BlockArrowLevenbergMarquardt,
     GaussNewton,
     GradientDescent,
     LevenbergMarquardt,
@@ -48,6 +50,7 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "Adjoint",
+    "BlockArrowLevenbergMarquardt",
     "DatasetNotFoundError",
     "Energy",
     "EnergyLayer",
@@ -63,6 +66,7 @@ __all__ = [
     "Newton",
     "NewtonCG",
     "QuadraticEnergy",
+    "SequenceLeastSquaresEnergy",
     "ShapeError",
     "Solution",
     "Solver",

@@ -83,3 +83,42 @@ def line_data(batch: int, points: int, seed: int = 0) -> tuple[Tensor, Tensor]:
     y = slope * t + 0.3 + 0.05 * torch.randn(batch, points, generator=gen, dtype=torch.float64)
     y[:, ::5] += 3.0
     return t, y
+
+
+class WobblyTrack(le.SequenceLeastSquaresEnergy):
+    """A nonlinear sequence energy with every residual kind: p = 3 per frame, s shared.
+
+    Frame t: robust data term on sin(x_t) + a shared offset, coupled to the shared variables
+    through a learnable matrix; pairs: a learnable-weight smoothness term with a cubic part and
+    a product with the first shared variable; shared: a learnable-weight prior. Inputs: the
+    observations (B, T, 3).
+    """
+
+    frame_size = 3
+
+    def __init__(self, shared_size: int = 2) -> None:
+        super().__init__(le.robust.Cauchy(1.5, learnable=True))
+        self.shared_size = shared_size
+        self.coupling = nn.Parameter(0.3 * torch.randn(3, shared_size,
+                                                       generator=torch.Generator().manual_seed(0)))
+        self.log_smooth = nn.Parameter(torch.tensor(0.5))
+        self.log_prior = nn.Parameter(torch.tensor(0.0))
+
+    def frame_residuals(self, frames: Tensor, shared: Tensor, inputs: Tensor) -> Tensor:
+        offset = shared @ self.coupling.to(shared.dtype).T  # (B, 3)
+        data = torch.sin(frames) + 0.5 * frames - inputs + offset[:, None]
+        return torch.cat([data, 0.1 * frames[..., :1] ** 2], -1)
+
+    def pair_residuals(self, frames: Tensor, shared: Tensor, inputs: Tensor) -> Tensor:
+        step = frames[:, 1:] - frames[:, :-1]
+        weight = self.log_smooth.to(frames.dtype).exp()
+        mixed = 0.2 * step[..., :1] ** 3 + 0.1 * shared[:, None, :1] * frames[:, 1:, 1:2]
+        return torch.cat([weight * step, mixed], -1)
+
+    def shared_residuals(self, shared: Tensor, inputs: Tensor) -> Tensor:
+        return self.log_prior.to(shared.dtype).exp() * shared
+
+    def initial_solution(self, inputs: Tensor) -> Tensor:
+        b, _t, _ = inputs.shape
+        return torch.cat([0.5 * inputs.reshape(b, -1),
+                          inputs.new_zeros(b, self.shared_size)], 1)

@@ -24,7 +24,14 @@ from torch.func import jvp
 from lightning_energy.adjoints.base import Adjoint, differentiable_leaves
 from lightning_energy.energies.base import Energy, LeastSquaresEnergy
 from lightning_energy.errors import IncompatibleSolverError
-from lightning_energy.linalg.solvers import Banded, Cholesky, ConjugateGradient, LinearSolver
+from lightning_energy.linalg.block_arrow import BlockArrowMatrix
+from lightning_energy.linalg.solvers import (
+    Banded,
+    BlockArrow,
+    Cholesky,
+    ConjugateGradient,
+    LinearSolver,
+)
 from lightning_energy.solvers.base import Solver
 from lightning_energy.solvers.problem import Problem
 from lightning_energy.solvers.solution import Solution
@@ -41,13 +48,15 @@ class ImplicitAdjoint(Adjoint):
             ``auto_margin`` times H's spectral radius (indefinite Hessians included). With a
             :class:`~lightning_energy.linalg.ConjugateGradient` solver the spectral radius is
             estimated by power iteration and λ is raised tenfold for samples whose CG meets
-            negative curvature; :class:`~lightning_energy.linalg.Banded` takes a number only.
+            negative curvature; :class:`~lightning_energy.linalg.Banded` and
+            :class:`~lightning_energy.linalg.BlockArrow` take a number only.
         hessian: ``"exact"`` (∇²ₓE) or ``"gauss_newton"`` (JᵀWJ of a
             :class:`~lightning_energy.LeastSquaresEnergy`; biased where residuals do not vanish).
             ``"cg"`` is shorthand for ``"exact"`` with ``linear_solver=ConjugateGradient()``.
         linear_solver: How (H + λI) v = dL/dx* is solved: ``Cholesky()`` (dense, the default),
             ``ConjugateGradient(max_iter, rtol)`` (matrix-free, for large n) or
-            ``Banded(dense_below)`` (for energies with ``hessian_bands``, e.g. tracker fusion).
+            ``Banded(dense_below)`` (for energies with ``hessian_bands``, e.g. tracker fusion) or
+            ``BlockArrow()`` (for sequence energies with ``hessian_block_arrow``).
         auto_margin: Margin of the ``"auto"`` rule.
         newton_step: Return x* − (H + λI)⁻¹∇ₓE(x*) as the forward value instead of x* itself.
 
@@ -94,11 +103,11 @@ class ImplicitAdjoint(Adjoint):
                 f"ImplicitAdjoint(hessian='gauss_newton') needs a LeastSquaresEnergy, got "
                 f"{type(energy).__name__}; use hessian='exact'."
             )
-        if isinstance(self.linear_solver, Banded) and not callable(
-                getattr(energy, "hessian_bands", None)):
-            raise IncompatibleSolverError(
-                f"ImplicitAdjoint(linear_solver=Banded()) needs an energy with "
-                f"hessian_bands(x, inputs), got {type(energy).__name__}.")
+        for kind, method in ((Banded, "hessian_bands"), (BlockArrow, "hessian_block_arrow")):
+            if isinstance(self.linear_solver, kind) and not callable(getattr(energy, method, None)):
+                raise IncompatibleSolverError(
+                    f"ImplicitAdjoint(linear_solver={self.linear_solver!r}) needs an energy with "
+                    f"{method}(x, inputs), got {type(energy).__name__}.")
 
     def solve(  # noqa: D102
         self, energy: Energy, solver: Solver, inputs: Any, x0: Tensor,
@@ -159,6 +168,9 @@ class ProblemHessian:
 
     def bands(self) -> Tensor:  # noqa: D102
         return self.problem.call("hessian_bands", self.x, self.problem.inputs)
+
+    def block_arrow(self) -> BlockArrowMatrix:  # noqa: D102
+        return self.problem.call("hessian_block_arrow", self.x, self.problem.inputs)
 
 
 class _Context:

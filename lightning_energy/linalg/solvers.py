@@ -11,11 +11,14 @@ the solver returns v together with per-batch statistics (damping used, fallbacks
   memory, for n in the thousands.
 * :class:`Banded` — for energies whose Hessian is C interleaved symmetric pentadiagonal T × T
   blocks (the tracker-fusion energy); O(B C T).
+* :class:`BlockArrow` — for sequence energies whose Hessian is block-tridiagonal over T frames
+  with a dense border of shared variables (:mod:`~lightning_energy.linalg.block_arrow`); linear
+  in T.
 
 ``damping="auto"`` (a per-sample λ that makes H + λI positive definite with a margin relative to
 H's spectral radius) is implemented by :class:`Cholesky` (eigenvalues) and
 :class:`ConjugateGradient` (power iteration, raised on negative curvature); :class:`Banded`
-takes a number only.
+and :class:`BlockArrow` take a number only.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import torch
 from torch import Tensor
 
 from lightning_energy.linalg.banded import banded_damped_solve, dense_from_bands
+from lightning_energy.linalg.block_arrow import BlockArrowMatrix, block_arrow_damped_solve
 from lightning_energy.linalg.cg import conjugate_gradient
 from lightning_energy.linalg.dense import damped_cholesky_solve
 
@@ -45,6 +49,10 @@ class Curvature(Protocol):
 
     def bands(self) -> Tensor:
         """Bands (B, C, 3, T) of C interleaved pentadiagonal blocks (x laid out as (T, C))."""
+        ...
+
+    def block_arrow(self) -> BlockArrowMatrix:
+        """Block-tridiagonal frames with a shared border (x laid out as (T·p frames, s shared))."""
         ...
 
 
@@ -175,6 +183,37 @@ class Banded(LinearSolver):
         stats = {"damping": info.damping.mean(), "fallbacks": info.retried.sum(),
                  "failed": info.failed.sum()}
         return v.reshape(b, c, t).permute(0, 2, 1).reshape(rhs.shape), stats
+
+
+class BlockArrow(LinearSolver):
+    """Solves block-arrow systems by block-tridiagonal Cholesky and a Schur complement.
+
+    For energies whose Hessian couples each of T frames (p variables each) only with its
+    neighbours and with s shared variables, laid out (x_0, …, x_{T−1}, x_shared), as given by
+    the energy's ``hessian_block_arrow(x, inputs)``. Cost O(T (p³ + p² s + p s²) + s³) per sample
+    where the dense solve costs O((T p + s)³); the fallback of :class:`Cholesky` per sample
+    (float64, then more damping; a sample that never factorises is flagged ``failed`` and gets no
+    gradient).
+
+    Args:
+        max_retries: Damping increases tried after the float64 retry.
+    """
+
+    supports_auto = False
+
+    def __init__(self, max_retries: int = 8) -> None:
+        if max_retries < 0:
+            raise ValueError(f"Expected `max_retries` >= 0, got {max_retries}.")
+        self.max_retries = max_retries
+
+    def solve(self, curvature: Curvature, rhs: Tensor, damping: float | str,  # noqa: D102
+              auto_margin: float = 1e-3) -> tuple[Tensor, dict[str, Tensor]]:
+        if damping == "auto":
+            raise ValueError("BlockArrow() takes a float `damping`, got 'auto'.")
+        v, info = block_arrow_damped_solve(curvature.block_arrow(), rhs, float(damping),
+                                           self.max_retries)
+        return v, {"damping": info.damping.mean(), "fallbacks": info.retried.sum(),
+                   "failed": info.failed.sum()}
 
 
 def auto_damping(hess: Tensor, margin: float) -> Tensor:

@@ -2,6 +2,7 @@
 
 from lightning_energy.solvers.banded_irls import BandedEnergy, BandedIRLS
 from lightning_energy.solvers.base import Solver, SolverState
+from lightning_energy.solvers.block_arrow_lm import BlockArrowEnergy, BlockArrowLevenbergMarquardt
 from lightning_energy.solvers.gauss_newton import GaussNewton, LevenbergMarquardt
 from lightning_energy.solvers.gradient_descent import GradientDescent
 from lightning_energy.solvers.multistart import MultiStart
@@ -11,7 +12,8 @@ from lightning_energy.solvers.problem import Problem
 from lightning_energy.solvers.solution import Solution, SolverStatus
 
 __all__ = [
-    "BandedEnergy", "BandedIRLS", "GaussNewton", "GradientDescent", "LevenbergMarquardt",
+    "BandedEnergy", "BandedIRLS", "BlockArrowEnergy", "BlockArrowLevenbergMarquardt",
+    "GaussNewton", "GradientDescent", "LevenbergMarquardt",
     "MultiStart", "Newton", "NewtonCG", "Problem", "Solution", "Solver", "SolverState",
     "SolverStatus",
 ]

@@ -55,7 +55,9 @@ def gain_ratio_update(
 class DenseTrustRegion(Solver):
     """Trust-region Newton with a dense per-sample curvature matrix (B, n, n).
 
-    Subclasses define :meth:`evaluate` (energy, gradient and curvature at a point).
+    Subclasses define :meth:`evaluate` (energy, gradient and curvature at a point); a subclass
+    that keeps the curvature in another storage overrides :meth:`solve_damped`,
+    :meth:`curvature_product` and :meth:`curvature_scale` too.
 
     Args:
         max_steps: Step budget per sample.
@@ -83,9 +85,22 @@ class DenseTrustRegion(Solver):
     def evaluate(self, problem: Problem, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Energies (B,), gradients (B, n) and curvature matrices (B, n, n) at ``x``."""
 
+    def solve_damped(self, problem: Problem, curvature: Tensor, rhs: Tensor,
+                     damping: Tensor) -> tuple[Tensor, Tensor]:
+        """(C + μI)⁻¹ rhs (B, n) for the state's curvature C, and a success mask (B,)."""
+        return try_cholesky_solve(curvature, rhs, damping)
+
+    def curvature_product(self, problem: Problem, curvature: Tensor, d: Tensor) -> Tensor:
+        """C d (B, n) for the state's curvature C."""
+        return torch.einsum("bij,bj->bi", curvature, d)
+
+    def curvature_scale(self, problem: Problem, curvature: Tensor) -> Tensor:
+        """Largest |diagonal entry| of C (B,): the scale of the first damping."""
+        return curvature.diagonal(dim1=-2, dim2=-1).abs().amax(-1)
+
     def init(self, problem: Problem, x: Tensor) -> SolverState:  # noqa: D102
         value, grad, curvature = self.evaluate(problem, x)
-        scale = curvature.diagonal(dim1=-2, dim2=-1).abs().amax(-1)
+        scale = self.curvature_scale(problem, curvature)
         damping = self.initial_damping * scale + torch.finfo(x.dtype).eps
         return SolverState(
             x=x, value=value, grad=grad, damping=damping, growth=torch.full_like(value, 2.0),
@@ -95,8 +110,8 @@ class DenseTrustRegion(Solver):
 
     def step(self, problem: Problem, state: SolverState) -> SolverState:  # noqa: D102
         assert state.curvature is not None
-        d, ok = try_cholesky_solve(state.curvature, -state.grad, state.damping)
-        hd = torch.einsum("bij,bj->bi", state.curvature, d)
+        d, ok = self.solve_damped(problem, state.curvature, -state.grad, state.damping)
+        hd = self.curvature_product(problem, state.curvature, d)
         predicted = 0.5 * (d * hd).sum(-1) + state.damping * (d * d).sum(-1)
         x_new = state.x + d
         value, grad, curvature = self.evaluate(problem, x_new)
@@ -106,5 +121,5 @@ class DenseTrustRegion(Solver):
 
     def update(self, problem: Problem, x: Tensor, damping: Tensor) -> Tensor:  # noqa: D102
         _, grad, curvature = self.evaluate(problem, x)
-        step, _ = try_cholesky_solve(curvature, -grad, damping)
+        step, _ = self.solve_damped(problem, curvature, -grad, damping)
         return x + step

@@ -1,0 +1,222 @@
+"""Least-squares energies over a sequence of frames with shared variables (block-arrow Hessian).
+
+One problem is a window of T frames: x = (x_0, …, x_{T−1}, x_s), p variables per frame and s
+shared by every frame (a per-sequence body shape, an offset, a camera). The residuals come in
+three kinds, each depending on few variables:
+
+* frame residuals r_t(x_t, x_s), shape (B, T, m_f);
+* pair residuals q_t(x_t, x_{t+1}, x_s) between neighbours (smoothness), shape (B, T − 1, m_q);
+* shared residuals u(x_s) (a prior on the shared variables), shape (B, m_u).
+
+So the Gauss–Newton matrix and the Hessian are block-arrow shaped
+(:class:`~lightning_energy.linalg.BlockArrowMatrix`): solvers and the implicit adjoint solve
+with them in O(T) by a Schur complement (:class:`~lightning_energy.BlockArrowLevenbergMarquardt`,
+:class:`~lightning_energy.linalg.BlockArrow`). Their blocks are computed here by forward-mode
+products with coloured tangents: frames of one colour never share a residual (two colours for
+the Jacobian, three for the Hessian, whose rows couple a frame with both neighbours), so the
+cost is 2p + s Jacobian-vector products, or 3p + s Hessian-vector products, whatever T.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from lightning_energy.energies.base import LeastSquaresEnergy
+from lightning_energy.linalg.block_arrow import BlockArrowMatrix
+
+
+class SequenceLeastSquaresEnergy(LeastSquaresEnergy):
+    """``E = ½ Σ ρ(r²)`` over frame, pair and shared residuals of a window of T frames.
+
+    Subclasses set :attr:`frame_size` (p) and :attr:`shared_size` (s) and implement
+    :meth:`frame_residuals`, and optionally :meth:`pair_residuals` and :meth:`shared_residuals`.
+    ``x`` is flat (B, T·p + s), frames first; T follows from its length. The robust kernel (or an
+    override of ``rho``/``weights``) sees the residuals concatenated as (frames (B, T·m_f), pairs
+    (B, (T − 1)·m_q), shared (B, m_u)).
+
+    Example:
+        >>> import torch
+        >>> class Smooth(SequenceLeastSquaresEnergy):
+        ...     frame_size, shared_size = 1, 1
+        ...     def frame_residuals(self, frames, shared, inputs):  # data + a shared offset
+        ...         return frames - inputs.unsqueeze(-1) - shared.unsqueeze(1)
+        ...     def pair_residuals(self, frames, shared, inputs):
+        ...         return frames[:, 1:] - frames[:, :-1]
+        ...     def shared_residuals(self, shared, inputs):
+        ...         return shared
+        >>> energy, x = Smooth(), torch.zeros(2, 5 * 1 + 1, dtype=torch.float64)
+        >>> energy.hessian_block_arrow(x, torch.ones(2, 5, dtype=torch.float64)).dense().shape
+        torch.Size([2, 6, 6])
+    """
+
+    frame_size: int
+    """Variables per frame, p."""
+    shared_size: int = 0
+    """Variables shared by the frames of a window, s."""
+
+    @abstractmethod
+    def frame_residuals(self, frames: Tensor, shared: Tensor, inputs: Any) -> Tensor:
+        """Residuals of each frame (B, T, m_f): row t may depend on ``frames[:, t]`` and ``shared``.
+
+        Args:
+            frames: Per-frame variables (B, T, p).
+            shared: Shared variables (B, s).
+            inputs: The window's data.
+        """
+
+    def pair_residuals(self, frames: Tensor, shared: Tensor, inputs: Any) -> Tensor:
+        """Residuals between neighbours (B, T − 1, m_q): row t on frames t, t + 1 and ``shared``."""
+        return frames.new_zeros(frames.shape[0], frames.shape[1] - 1, 0)
+
+    def shared_residuals(self, shared: Tensor, inputs: Any) -> Tensor:
+        """Residuals of the shared variables alone (B, m_u)."""
+        return shared.new_zeros(shared.shape[0], 0)
+
+    def num_frames(self, x: Tensor) -> int:
+        """T of flat solutions ``x`` (B, T·p + s); raises if the length does not fit."""
+        frames, rest = divmod(x.shape[-1] - self.shared_size, self.frame_size)
+        if rest or frames < 1:
+            raise ValueError(f"Expected `x` of shape (B, T·{self.frame_size} + {self.shared_size})"
+                             f" with T >= 1, got {tuple(x.shape)}.")
+        return frames
+
+    def split(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Frames (B, T, p) and shared variables (B, s) of flat ``x`` (B, T·p + s)."""
+        x = x.reshape(x.shape[0], -1)
+        t, p = self.num_frames(x), self.frame_size
+        return x[:, : t * p].reshape(x.shape[0], t, p), x[:, t * p:]
+
+    def _parts(self, x: Tensor, inputs: Any) -> tuple[Tensor, Tensor, Tensor]:
+        frames, shared = self.split(x)
+        return (self.frame_residuals(frames, shared, inputs),
+                self.pair_residuals(frames, shared, inputs), self.shared_residuals(shared, inputs))
+
+    def residuals(self, x: Tensor, inputs: Any) -> Tensor:
+        """All residuals (B, T·m_f + (T − 1)·m_q + m_u), in the order of the class docstring."""
+        return torch.cat([part.flatten(1) for part in self._parts(x, inputs)], 1)
+
+    def _tangents(self, x: Tensor, colours: int) -> Tensor:
+        """Tangents (colours·p + s, B, n): e_k on the frames of one colour, then each shared e_j.
+
+        A frame's colour is t mod ``colours``.
+        """
+        t, p, s = self.num_frames(x), self.frame_size, self.shared_size
+        frame = torch.arange(t, device=x.device) % colours
+        eye = torch.eye(p, dtype=x.dtype, device=x.device)
+        coloured = (frame[None, :, None] == torch.arange(colours, device=x.device)[:, None, None])
+        frames = coloured.to(x.dtype)[:, None, :, None, :] * eye[None, :, None, :, None]
+        frames = frames.reshape(colours * p, t * p, 1)[..., 0]  # (colours·p, T·p)
+        tangents = torch.zeros(colours * p + s, t * p + s, dtype=x.dtype, device=x.device)
+        tangents[: colours * p, : t * p] = frames
+        tangents[colours * p:, t * p:] = torch.eye(s, dtype=x.dtype, device=x.device)
+        return tangents[:, None].expand(-1, x.shape[0], -1)
+
+    def jacobian_blocks(
+        self, x: Tensor, inputs: Any
+    ) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...]]:
+        """Residuals and their Jacobian blocks at flat ``x`` (B, n).
+
+        Returns:
+            ``(r_f, r_q, r_u)`` as in :meth:`residuals`' parts, and ``(J_f (B, T, m_f, p),
+            J_fs (B, T, m_f, s), J_a (B, T−1, m_q, p), J_b (B, T−1, m_q, p),
+            J_qs (B, T−1, m_q, s), J_u (B, m_u, s))`` with J_a, J_b the pair rows' derivatives
+            in their first and second frame.
+        """
+        p = self.frame_size
+
+        def parts(z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+            return self._parts(z, inputs)
+
+        def column(tangent: Tensor) -> tuple[Tensor, ...]:
+            return torch.func.jvp(parts, (x,), (tangent,))[1]
+
+        residuals = parts(x)
+        d_f, d_q, d_u = torch.func.vmap(column)(self._tangents(x, 2))  # (2p + s, B, …)
+        t = d_f.shape[2]
+        j_f = (d_f[:p] + d_f[p : 2 * p]).permute(1, 2, 3, 0)
+        even = (torch.arange(t - 1, device=x.device) % 2 == 0)[None, :, None, None]
+        first = torch.where(even, d_q[:p].permute(1, 2, 3, 0), d_q[p : 2 * p].permute(1, 2, 3, 0))
+        second = torch.where(even, d_q[p : 2 * p].permute(1, 2, 3, 0), d_q[:p].permute(1, 2, 3, 0))
+        shared = (d_f[2 * p:].permute(1, 2, 3, 0), d_q[2 * p:].permute(1, 2, 3, 0),
+                  d_u[2 * p:].permute(1, 2, 0))
+        return residuals, (j_f, shared[0], first, second, shared[1], shared[2])
+
+    def gauss_newton_block_arrow(self, x: Tensor, inputs: Any) -> tuple[Tensor, Tensor,
+                                                                         BlockArrowMatrix]:
+        """Energies (B,), gradients (B, n) and the Gauss–Newton matrices JᵀWJ at flat ``x``.
+
+        W = ρ'(r²), the kernel's IRLS weights, as in
+        :meth:`~lightning_energy.solvers.problem.Problem.gauss_newton`.
+        """
+        (r_f, r_q, r_u), (j_f, j_fs, j_a, j_b, j_qs, j_u) = self.jacobian_blocks(x, inputs)
+        squared = torch.cat([r.flatten(1) for r in (r_f, r_q, r_u)], 1) ** 2
+        value = 0.5 * self.rho(squared).sum(-1)
+        w = self.weights(squared)
+        sizes = [r_f[0].numel(), r_q[0].numel(), r_u[0].numel()]
+        w_f, w_q, w_u = (part.reshape(r.shape) for part, r in
+                         zip(torch.split(w, sizes, 1), (r_f, r_q, r_u), strict=True))
+        return value, *_assemble(r_f * w_f, r_q * w_q, r_u * w_u, w_f, w_q, w_u,
+                                 (j_f, j_fs, j_a, j_b, j_qs, j_u))
+
+    def hessian_block_arrow(self, x: Tensor, inputs: Any) -> BlockArrowMatrix:
+        """The exact Hessian ∇²ₓE at flat ``x`` (B, n) as a block-arrow matrix.
+
+        3p + s Hessian-vector products (forward over reverse) with coloured tangents.
+        """
+        t, p = self.num_frames(x), self.frame_size
+        x = x.reshape(x.shape[0], -1)
+
+        def gradient(z: Tensor) -> Tensor:
+            return torch.func.grad(lambda y: self.forward(y, inputs).sum())(z)
+
+        def column(tangent: Tensor) -> Tensor:
+            return torch.func.jvp(gradient, (x,), (tangent,))[1]
+
+        cols = torch.func.vmap(column)(self._tangents(x, 3))  # (3p + s, B, n)
+        b = x.shape[0]
+        by_colour = cols[: 3 * p, :, : t * p].reshape(3, p, b, t, p)  # (colour, k, B, row t, i)
+        colour = torch.arange(t, device=x.device) % 3
+        # Row t, colour of t: its own block D_t; colour of t − 1: the block L_{t−1} = A[t, t−1].
+        diagonal = by_colour[colour, :, :, torch.arange(t)].permute(2, 0, 3, 1)  # (B, T, i, k)
+        below = by_colour[colour[:-1], :, :, torch.arange(1, t)].permute(2, 0, 3, 1)
+        shared_cols = cols[3 * p:]  # (s, B, n)
+        border = shared_cols[:, :, : t * p].reshape(-1, b, t, p).permute(1, 2, 3, 0)
+        corner = shared_cols[:, :, t * p:].permute(1, 2, 0)
+        diagonal = 0.5 * (diagonal + diagonal.transpose(-1, -2))
+        return BlockArrowMatrix(diagonal, below, border, 0.5 * (corner + corner.transpose(-1, -2)))
+
+
+def _assemble(g_f: Tensor, g_q: Tensor, g_u: Tensor, w_f: Tensor, w_q: Tensor, w_u: Tensor,
+              jac: tuple[Tensor, ...]) -> tuple[Tensor, BlockArrowMatrix]:
+    """Gradient Jᵀ(W r) (B, n) and JᵀWJ (block-arrow) from the Jacobian blocks.
+
+    ``g_*`` are the weighted residuals W r of each kind, ``w_*`` the weights.
+    """
+    j_f, j_fs, j_a, j_b, j_qs, j_u = jac
+    grad_frames = torch.einsum("btmp,btm->btp", j_f, g_f)
+    pad = torch.zeros_like(grad_frames[:, :1])
+    grad_frames = grad_frames + torch.cat([torch.einsum("btmp,btm->btp", j_a, g_q), pad], 1)
+    grad_frames = grad_frames + torch.cat([pad, torch.einsum("btmp,btm->btp", j_b, g_q)], 1)
+    grad_shared = (torch.einsum("btms,btm->bs", j_fs, g_f) + torch.einsum("btms,btm->bs", j_qs, g_q)
+                   + torch.einsum("bms,bm->bs", j_u, g_u))
+    grad = torch.cat([grad_frames.flatten(1), grad_shared], 1)
+
+    def gram(left: Tensor, w: Tensor, right: Tensor) -> Tensor:
+        return torch.einsum("...mi,...m,...mj->...ij", left, w, right)
+
+    pad2 = torch.zeros_like(j_f[:, :1, :1, :1]).expand(-1, 1, j_f.shape[-1], j_f.shape[-1])
+    diagonal = gram(j_f, w_f, j_f)
+    diagonal = diagonal + torch.cat([gram(j_a, w_q, j_a), pad2], 1)
+    diagonal = diagonal + torch.cat([pad2, gram(j_b, w_q, j_b)], 1)
+    lower = gram(j_b, w_q, j_a)
+    pad_s = torch.zeros_like(j_f[:, :1, :1, :1]).expand(-1, 1, j_f.shape[-1], j_fs.shape[-1])
+    border = gram(j_f, w_f, j_fs)
+    border = border + torch.cat([gram(j_a, w_q, j_qs), pad_s], 1)
+    border = border + torch.cat([pad_s, gram(j_b, w_q, j_qs)], 1)
+    corner = (gram(j_fs, w_f, j_fs).sum(1) + gram(j_qs, w_q, j_qs).sum(1)
+              + gram(j_u, w_u, j_u))
+    return grad, BlockArrowMatrix(diagonal, lower, border, corner)

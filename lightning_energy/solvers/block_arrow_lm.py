@@ -1,0 +1,99 @@
+"""Levenberg–Marquardt with block-arrow (Schur complement) steps, for sequence energies.
+
+The Gauss–Newton matrix of a :class:`~lightning_energy.energies.sequence.SequenceLeastSquaresEnergy`
+is block-tridiagonal over the T frames with a dense border for the shared variables. Each damped
+step is solved by block-tridiagonal Cholesky and a Schur complement on the shared variables
+(:class:`~lightning_energy.linalg.BlockArrowMatrix`): linear in T, where
+:class:`~lightning_energy.LevenbergMarquardt` forms and factorises the dense (T·p + s)² matrix.
+The iterations (gain ratio, Nielsen's damping rule, stopping) are those of
+:class:`~lightning_energy.LevenbergMarquardt`; the two give the same iterates up to rounding.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Protocol, runtime_checkable
+
+from torch import Tensor
+
+from lightning_energy.errors import IncompatibleSolverError
+from lightning_energy.linalg.block_arrow import BlockArrowMatrix
+from lightning_energy.solvers.problem import Problem
+from lightning_energy.solvers.trust_region import DenseTrustRegion
+
+
+@runtime_checkable
+class BlockArrowEnergy(Protocol):
+    """An energy whose Gauss–Newton matrix and Hessian come as block-arrow matrices."""
+
+    frame_size: int
+    shared_size: int
+
+    def gauss_newton_block_arrow(self, x: Tensor, inputs: Any) -> tuple[Tensor, Tensor,
+                                                                         BlockArrowMatrix]:
+        """Energies (B,), gradients (B, n) and Gauss–Newton matrices at flat ``x`` (B, n)."""
+        ...
+
+    def hessian_block_arrow(self, x: Tensor, inputs: Any) -> BlockArrowMatrix:
+        """Exact Hessians at flat ``x`` (B, n)."""
+        ...
+
+
+class BlockArrowLevenbergMarquardt(DenseTrustRegion):
+    """Levenberg–Marquardt whose steps are block-arrow solves (see the module docstring).
+
+    For energies implementing :class:`BlockArrowEnergy` (every
+    :class:`~lightning_energy.energies.sequence.SequenceLeastSquaresEnergy`). Pair it with
+    ``ImplicitAdjoint(linear_solver=BlockArrow())`` so the backward pass is structured too.
+    Arguments as :class:`~lightning_energy.LevenbergMarquardt`.
+
+    Example:
+        >>> import torch, lightning_energy as le
+        >>> from lightning_energy.energies.sequence import SequenceLeastSquaresEnergy
+        >>> class Track(SequenceLeastSquaresEnergy):
+        ...     frame_size = 1
+        ...     def frame_residuals(self, frames, shared, inputs):
+        ...         return frames - inputs.unsqueeze(-1)
+        ...     def pair_residuals(self, frames, shared, inputs):
+        ...         return 3 * (frames[:, 1:] - frames[:, :-1])
+        >>> data = torch.randn(2, 100, dtype=torch.float64)
+        >>> solution = le.BlockArrowLevenbergMarquardt(tol=1e-9).solve(
+        ...     le.solvers.Problem(Track(), data, (100,)), torch.zeros(2, 100, dtype=torch.float64))
+        >>> bool(solution.converged.all())
+        True
+    """
+
+    requires_least_squares = True
+    curvature_kind = "gauss_newton_block_arrow"
+
+    def check(self, energy: Any) -> None:  # noqa: D102
+        if not isinstance(energy, BlockArrowEnergy):
+            raise IncompatibleSolverError(
+                f"BlockArrowLevenbergMarquardt needs an energy with gauss_newton_block_arrow(x, "
+                f"inputs), hessian_block_arrow(x, inputs), frame_size and shared_size (a "
+                f"SequenceLeastSquaresEnergy), got {type(energy).__name__}.")
+
+    def evaluate(self, problem: Problem, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Energies (B,), gradients (B, n) and the packed Gauss–Newton matrices (B, K)."""
+        value, grad, matrix = problem.call("gauss_newton_block_arrow", x, problem.inputs)
+        return value, grad, matrix.pack()
+
+    def _matrix(self, problem: Problem, packed: Tensor, n: int) -> BlockArrowMatrix:
+        energy: Any = problem.energy
+        p, s = energy.frame_size, energy.shared_size
+        return BlockArrowMatrix.unpack(packed, (n - s) // p, p, s)
+
+    def solve_damped(self, problem: Problem, curvature: Tensor, rhs: Tensor,  # noqa: D102
+                     damping: Tensor) -> tuple[Tensor, Tensor]:
+        return self._matrix(problem, curvature, rhs.shape[1]).try_solve(rhs, damping)
+
+    def curvature_product(self, problem: Problem, curvature: Tensor,  # noqa: D102
+                          d: Tensor) -> Tensor:
+        return self._matrix(problem, curvature, d.shape[1]).matvec(d)
+
+    def curvature_scale(self, problem: Problem, curvature: Tensor) -> Tensor:  # noqa: D102
+        matrix = self._matrix(problem, curvature, math.prod(problem.shape))
+        frames = matrix.diagonal.diagonal(dim1=-2, dim2=-1).abs().amax((-1, -2))
+        if matrix.num_shared == 0:
+            return frames
+        return frames.maximum(matrix.corner.diagonal(dim1=-2, dim2=-1).abs().amax(-1))

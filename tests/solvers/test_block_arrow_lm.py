@@ -1,0 +1,121 @@
+"""Block-arrow Levenberg–Marquardt and the structured implicit adjoint against the dense ones."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import lightning_energy as le
+from lightning_energy.errors import IncompatibleSolverError
+from lightning_energy.linalg import BlockArrow
+from lightning_energy.solvers.problem import Problem
+from tests.helpers import RobustLineFit, WobblyTrack, line_data
+
+F64 = torch.float64
+
+
+def track(t: int = 12, shared: int = 2, batch: int = 3) -> tuple[WobblyTrack, torch.Tensor]:
+    gen = torch.Generator().manual_seed(t)
+    return WobblyTrack(shared).double(), torch.randn(batch, t, 3, generator=gen, dtype=F64)
+
+
+def solvers() -> tuple[le.Solver, le.Solver]:
+    return (le.LevenbergMarquardt(tol=1e-10, max_steps=300),
+            le.BlockArrowLevenbergMarquardt(tol=1e-10, max_steps=300))
+
+
+@pytest.mark.parametrize(("t", "shared"), [(1, 0), (6, 0), (12, 2), (40, 3)])
+def test_iterates_equal_dense_levenberg_marquardt(t, shared):
+    """Faulty variant: the damping scale taken from the frame blocks only, ignoring the corner."""
+    energy, inputs = track(t, shared)
+    x0 = energy.initial_solution(inputs)
+    problem = Problem(energy, inputs, x0.shape[1:], F64)
+    early = [solver.run(problem, x0, max_steps=10) for solver in solvers()]
+    assert (early[0].x - early[1].x).abs().max() <= 1e-12
+    assert torch.allclose(early[0].damping, early[1].damping, rtol=1e-10, atol=0)
+
+
+@pytest.mark.parametrize(("t", "shared"), [(6, 0), (12, 2)])
+def test_minimum_equals_dense_levenberg_marquardt(t, shared):
+    """Near the minimum rounding flips some accept/reject decisions of the two, so the final
+    points agree at the solve's accuracy, not to rounding."""
+    energy, inputs = track(t, shared)
+    x0 = energy.initial_solution(inputs)
+    problem = Problem(energy, inputs, x0.shape[1:], F64)
+    final = [solver.solve(problem, x0) for solver in solvers()]
+    assert bool(final[1].converged.all())
+    assert bool(final[0].converged.all())
+    assert (final[0].x - final[1].x).abs().max() <= 1e-7
+
+
+def layer_gradients(adjoint: le.Adjoint, energy: WobblyTrack, inputs: torch.Tensor,
+                    solver: le.Solver) -> list[torch.Tensor]:
+    inputs = inputs.clone().requires_grad_(True)
+    weights = torch.linspace(-1, 1, inputs.shape[1] * 3 + energy.shared_size, dtype=F64)
+    x = le.argmin(energy, inputs, solver=solver, adjoint=adjoint).x
+    loss = (weights * x).sum() + (x**2).sum()
+    params = [p for p in energy.parameters()]
+    return list(torch.autograd.grad(loss, [*params, inputs]))
+
+
+@pytest.mark.parametrize("damping", [0.0, 1e-2])
+def test_structured_adjoint_equals_the_dense_one(damping):
+    """Faulty variant: the border (shared variables) left out of the Schur complement."""
+    energy, inputs = track(8, 2)
+    solver = le.BlockArrowLevenbergMarquardt(tol=1e-11, max_steps=200)
+    structured = layer_gradients(le.ImplicitAdjoint(damping, linear_solver=BlockArrow()),
+                                 energy, inputs, solver)
+    dense = layer_gradients(le.ImplicitAdjoint(damping), energy, inputs, solver)
+    for got, want in zip(structured, dense, strict=True):
+        assert (got - want).abs().max() <= 1e-10 * (1 + want.abs().max())
+
+
+def test_structured_adjoint_matches_finite_differences():
+    """λ = 0 through the block-arrow path against central differences of re-solved argmins."""
+    energy, inputs = track(5, 2)
+    solver = le.BlockArrowLevenbergMarquardt(tol=1e-12, max_steps=200)
+    adjoint = le.ImplicitAdjoint(0.0, linear_solver=BlockArrow())
+    grads = layer_gradients(adjoint, energy, inputs, solver)
+    params = [*energy.parameters()]
+    gen = torch.Generator().manual_seed(3)
+    directions = [torch.randn(p.shape, generator=gen, dtype=F64) for p in params]
+    direction_in = torch.randn(inputs.shape, generator=gen, dtype=F64)
+    analytic = sum((g * d).sum() for g, d in zip(grads, [*directions, direction_in], strict=True))
+    weights = torch.linspace(-1, 1, 5 * 3 + 2, dtype=F64)
+
+    def loss(step: float) -> float:
+        with torch.no_grad():
+            for p, d in zip(params, directions, strict=True):
+                p.add_(step * d)
+            x = le.argmin(energy, inputs + step * direction_in, solver=solver,
+                          adjoint=adjoint).x
+            for p, d in zip(params, directions, strict=True):
+                p.sub_(step * d)
+        return float((weights * x).sum() + (x**2).sum())
+
+    h = 1e-5
+    numeric = (loss(h) - loss(-h)) / (2 * h)
+    assert abs(float(analytic) - numeric) <= 1e-6 * (1 + abs(numeric))
+
+
+def test_unrolled_through_the_structured_steps_agrees_with_implicit():
+    """The block-arrow steps are differentiable: unrolled to convergence equals λ = 0 implicit."""
+    energy, inputs = track(3, 1, batch=2)
+    solver = le.BlockArrowLevenbergMarquardt(tol=1e-12, max_steps=100)
+    implicit = layer_gradients(le.ImplicitAdjoint(0.0, linear_solver=BlockArrow()), energy,
+                               inputs, solver)
+    unrolled = layer_gradients(le.UnrolledAdjoint(), energy, inputs, solver)
+    for got, want in zip(unrolled, implicit, strict=True):
+        assert (got - want).abs().max() <= 1e-6 * (1 + want.abs().max())
+
+
+def test_energies_without_the_structure_are_refused_with_a_clear_error():
+    line = RobustLineFit(6)
+    with pytest.raises(IncompatibleSolverError, match="BlockArrowLevenbergMarquardt needs"):
+        le.argmin(line, line_data(2, 6), solver=le.BlockArrowLevenbergMarquardt(),
+                  x0=torch.zeros(2, 2))
+    with pytest.raises(IncompatibleSolverError, match="hessian_block_arrow"):
+        le.EnergyLayer(line, le.LevenbergMarquardt(),
+                       le.ImplicitAdjoint(1e-2, linear_solver=BlockArrow()))
+    with pytest.raises(ValueError, match="float `damping`"):
+        le.ImplicitAdjoint("auto", linear_solver=BlockArrow())
