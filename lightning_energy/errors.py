@@ -15,19 +15,55 @@ from pathlib import Path
 
 
 class ShapeError(ValueError):
-    """A tensor argument has the wrong shape, dtype or contents."""
+    """A tensor argument has the wrong shape, dtype or contents.
+
+    Example:
+        >>> import torch, lightning_energy as le
+        >>> layer = le.EnergyLayer(le.QuadraticEnergy(3), le.Newton())
+        >>> try:
+        ...     layer(torch.zeros(8, 3, dtype=torch.int64))
+        ... except le.ShapeError:
+        ...     print("rejected")
+        rejected
+    """
 
 
 class IncompatibleSolverError(TypeError):
-    """A solver or adjoint was combined with an energy it cannot handle."""
+    """A solver or adjoint was combined with an energy it cannot handle.
+
+    Example:
+        >>> import lightning_energy as le
+        >>> try:  # Levenberg–Marquardt needs residuals: a LeastSquaresEnergy
+        ...     le.EnergyLayer(le.QuadraticEnergy(3), le.LevenbergMarquardt())
+        ... except le.IncompatibleSolverError:
+        ...     print("rejected when the layer is built")
+        rejected when the layer is built
+    """
 
 
 class DatasetNotFoundError(FileNotFoundError):
-    """A dataset root does not exist or lacks the expected files."""
+    """A dataset root does not exist or lacks the expected files.
+
+    Example:
+        >>> import lightning_energy as le
+        >>> isinstance(le.DatasetNotFoundError("no data/h36m"), FileNotFoundError)
+        True
+    """
 
 
 class SolverError(RuntimeError):
-    """A solve did not converge and the layer's policy is ``nonconverged="raise"``."""
+    """A solve did not converge and the layer's policy is ``nonconverged="raise"``.
+
+    Example:
+        >>> import torch, lightning_energy as le
+        >>> layer = le.EnergyLayer(le.QuadraticEnergy(3), le.GradientDescent(max_steps=1),
+        ...                        nonconverged="raise")
+        >>> try:
+        ...     layer(torch.randn(4, 3))
+        ... except le.SolverError:
+        ...     print("one step is not enough")
+        one step is not enough
+    """
 
 
 class ConfigurationError(ValueError):

@@ -103,6 +103,16 @@ def argmin(
 
     Returns:
         A :class:`Solution` with differentiable ``x`` of shape (B, *shape).
+
+    Example:
+        >>> import torch, lightning_energy as le
+        >>> c = torch.randn(4, 2, requires_grad=True)
+        >>> sol = le.argmin(le.QuadraticEnergy(2), c, solver=le.Newton(tol=1e-9, dtype="float64"))
+        >>> sol.x.shape, bool(sol.converged.all())
+        (torch.Size([4, 2]), True)
+        >>> sol.x.sum().backward()  # reaches c and the energy's parameters
+        >>> c.grad.shape
+        torch.Size([4, 2])
     """
     return EnergyLayer(energy, solver, adjoint, nonconverged)(inputs, x0)
 
@@ -129,7 +139,7 @@ class EnergyLayer(nn.Module):
 
     Example:
         >>> import torch, lightning_energy as le
-        >>> layer = le.EnergyLayer(le.QuadraticEnergy(3), le.Newton(tol=1e-9))
+        >>> layer = le.EnergyLayer(le.QuadraticEnergy(3), le.Newton(tol=1e-9, dtype="float64"))
         >>> sol = layer(torch.randn(8, 3, requires_grad=True))
         >>> sol.x.sum().backward()
         >>> sol.x.shape, sol.converged.shape

@@ -35,6 +35,12 @@ class EnergyCheckReport:
         param_error: Relative error of the adjoint's directional derivative w.r.t. the energy
             parameters against finite differences (NaN when the energy has none).
         input_error: The same for the floating inputs (NaN when there are none).
+
+    Example:
+        >>> import torch, lightning_energy as le
+        >>> report = le.testing.check_energy(le.QuadraticEnergy(2), torch.randn(4, 2))
+        >>> report.input_error < 1e-5, report.grad_norm < 1e-6
+        (True, True)
     """
 
     grad_norm: float
@@ -43,12 +49,27 @@ class EnergyCheckReport:
 
 
 def central_difference(fn: Callable[[float], Tensor], step: float) -> Tensor:
-    """(fn(+h) − fn(−h)) / 2h: second-order accurate derivative of ``fn`` at 0."""
+    """(fn(+h) − fn(−h)) / 2h: second-order accurate derivative of ``fn`` at 0.
+
+    Example:
+        >>> import torch
+        >>> from lightning_energy.testing import central_difference
+        >>> x = torch.tensor(2.0, dtype=torch.float64)
+        >>> round(float(central_difference(lambda h: (x + h) ** 3, 1e-4)), 6)  # 3 x²
+        12.0
+    """
     return (fn(step) - fn(-step)) / (2 * step)
 
 
 def relative_error(a: Tensor, b: Tensor) -> float:
-    """‖a − b‖ / max(‖a‖, ‖b‖, tiny)."""
+    """‖a − b‖ / max(‖a‖, ‖b‖, tiny).
+
+    Example:
+        >>> import torch
+        >>> from lightning_energy.testing import relative_error
+        >>> relative_error(torch.tensor([3.0, 4.0]), torch.tensor([3.0, 3.0]))
+        0.2
+    """
     a, b = a.detach(), b.detach()
     scale = max(float(a.norm()), float(b.norm()), 1e-300)
     return float((a - b).norm()) / scale
@@ -211,6 +232,22 @@ def check_jacobian(energy: LeastSquaresEnergy, inputs: Any, x: Tensor | None = N
 
     Raises:
         AssertionError: A comparison failed; the message says which and by how much.
+
+    Example:
+        >>> import torch, lightning_energy as le
+        >>> from lightning_energy.testing import check_jacobian
+        >>> class Shifted(le.LeastSquaresEnergy):  # r(x) = x − c − s, J = I
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.shift = torch.nn.Parameter(torch.ones(2))
+        ...     def residuals(self, x, inputs):
+        ...         return x - inputs - self.shift.to(x.dtype)
+        ...     def residuals_and_jacobian(self, x, inputs):
+        ...         eye = torch.eye(2, dtype=x.dtype).expand(x.shape[0], 2, 2)
+        ...         return self.residuals(x, inputs), eye
+        >>> jacobian_error, _ = check_jacobian(Shifted(), torch.randn(4, 2), torch.randn(4, 2))
+        >>> jacobian_error < 1e-12
+        True
     """
     energy = copy.deepcopy(energy).double()
     if not energy.has_jacobian:

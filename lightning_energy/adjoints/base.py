@@ -26,6 +26,19 @@ class Adjoint(ABC):
 
     Subclasses implement :meth:`solve`, which runs the solver and returns a :class:`Solution`
     whose ``x`` carries the gradient rule.
+
+    Example:
+        A rule that lets no gradient through x* (the inputs and θ get none):
+
+        >>> import torch, lightning_energy as le
+        >>> from lightning_energy.solvers import Problem
+        >>> class Detached(le.Adjoint):
+        ...     def solve(self, energy, solver, inputs, x0, shape, mask_nonconverged):
+        ...         problem = Problem(energy, inputs, shape, solver.dtype, detach=True)
+        ...         return solver.solve(problem, x0)
+        >>> layer = le.EnergyLayer(le.QuadraticEnergy(2), le.Newton(), Detached())
+        >>> layer(torch.randn(4, 2, requires_grad=True)).x.requires_grad
+        False
     """
 
     def check(self, energy: Energy, solver: Solver) -> None:  # noqa: B027

@@ -19,6 +19,15 @@ class UnrolledAdjoint(Adjoint):
 
     Exact for the iterate actually returned, but memory grows linearly with the number of steps;
     a baseline and a test oracle for :class:`~lightning_energy.ImplicitAdjoint`.
+
+    Example:
+        >>> import torch, lightning_energy as le
+        >>> layer = le.EnergyLayer(le.QuadraticEnergy(2), le.Newton(tol=1e-9, dtype="float64"),
+        ...                        le.UnrolledAdjoint())
+        >>> c = torch.randn(4, 2, requires_grad=True)
+        >>> layer(c).x.sum().backward()  # through every Newton step
+        >>> c.grad.shape
+        torch.Size([4, 2])
     """
 
     def solve(  # noqa: D102
@@ -45,6 +54,15 @@ class TruncatedAdjoint(Adjoint):
 
     Args:
         steps: Number of differentiated update applications (≥ 1).
+
+    Example:
+        >>> import torch, lightning_energy as le
+        >>> layer = le.EnergyLayer(le.QuadraticEnergy(2), le.Newton(tol=1e-9, dtype="float64"),
+        ...                        le.TruncatedAdjoint(steps=2))
+        >>> c = torch.randn(4, 2, requires_grad=True)
+        >>> layer(c).x.sum().backward()
+        >>> c.grad.shape
+        torch.Size([4, 2])
     """
 
     def __init__(self, steps: int = 1) -> None:

@@ -31,6 +31,12 @@ class AlternatingUpdates(Callback):
     Args:
         groups: Two or more lists of parameter-name patterns.
         every: Optimizer steps per phase.
+
+    Example:
+        >>> from lightning_energy.callbacks import AlternatingUpdates
+        >>> alternate = AlternatingUpdates(groups=[["layer"], ["backbone"]], every=10)
+        >>> [alternate.active_group(step) for step in (0, 9, 10, 19, 20)]
+        [0, 0, 1, 1, 0]
     """
 
     def __init__(self, groups: list[list[str]], every: int = 1) -> None:

@@ -30,6 +30,12 @@ class RunCheckpoint(ModelCheckpoint):
         mode: ``"min"`` or ``"max"`` for ``monitor``.
         save_top_k: How many ranked checkpoints to keep.
         every_n_epochs: Checkpoint period in epochs.
+
+    Example:
+        >>> from lightning_energy.callbacks import RunCheckpoint
+        >>> checkpoint = RunCheckpoint(dirpath="runs/toy/checkpoints")
+        >>> checkpoint.last_path.parts[-3:], checkpoint.save_last
+        (('toy', 'checkpoints', 'last.ckpt'), True)
     """
 
     def __init__(

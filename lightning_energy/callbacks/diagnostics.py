@@ -38,6 +38,14 @@ class SolverDiagnostics(Callback):
 
     Works with any task whose steps return ``{"loss": …, "solution": Solution}``
     (:class:`~lightning_energy.EnergyTask` does).
+
+    Example:
+        One convergence metric per stage, reduced over processes like any torchmetrics metric:
+
+        >>> from lightning_energy.callbacks import SolverDiagnostics
+        >>> diagnostics = SolverDiagnostics()  # e.g. pl.Trainer(callbacks=[diagnostics])
+        >>> len(diagnostics.metrics), type(next(iter(diagnostics.metrics.values()))).__name__
+        (3, 'SolverConvergence')
     """
 
     def __init__(self) -> None:
@@ -127,6 +135,12 @@ class EnergyParameterMonitor(Callback):
     Args:
         every_n_steps: Logging period in optimizer steps.
         histogram_every: Histogram period in optimizer steps (0 disables histograms).
+
+    Example:
+        >>> from lightning_energy.callbacks import EnergyParameterMonitor
+        >>> monitor = EnergyParameterMonitor(every_n_steps=10, histogram_every=0)  # no histograms
+        >>> monitor.every_n_steps, monitor.histogram_every
+        (10, 0)
     """
 
     def __init__(self, every_n_steps: int = 1, histogram_every: int = 50) -> None:

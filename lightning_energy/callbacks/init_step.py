@@ -18,6 +18,19 @@ class InitStep(Callback):
     does not run when ``fit`` resumes (``--ckpt_path``), and a checkpoint loaded by ``validate``
     or ``test`` replaces what it set, so trained weights are never overwritten; nor does it run
     again in later stages of the same trainer (a ``test`` after ``fit``).
+
+    Example:
+        >>> import types, torch
+        >>> from lightning_energy.callbacks import InitStep
+        >>> class ZeroBias(InitStep):
+        ...     def apply(self, trainer, pl_module):
+        ...         with torch.no_grad():
+        ...             pl_module.bias.zero_()
+        >>> module, step = torch.nn.Linear(2, 1), ZeroBias()
+        >>> trainer = types.SimpleNamespace(ckpt_path=None)  # what Lightning passes to setup
+        >>> step.setup(trainer, module, "fit")
+        >>> module.bias.tolist(), step.applied
+        ([0.0], True)
     """
 
     def __init__(self) -> None:

@@ -21,6 +21,19 @@ class BaselineReport(Callback):
     final values as ``report/{name}``. The trainer's
     ``limit_val_batches`` applies; the batches are shared out over the processes and the means
     reduced over all of them.
+
+    Example:
+        What it prints at the end of ``fit`` (the errors come from the task's
+        ``baseline_errors``):
+
+        >>> from lightning_energy.callbacks import BaselineReport
+        >>> report = BaselineReport()
+        >>> report.before, report.after = {"energy": 1.5}, {"energy": 0.5, "median": 0.8}
+        >>> print(report.format())
+        Validation error (mean per sample):
+          energy, start of training  1.5000
+          energy, trained            0.5000
+          median                     0.8000
     """
 
     def __init__(self) -> None:

@@ -29,6 +29,12 @@ class BestOnValidation(Callback):
         monitor: Logged metric, e.g. ``"val/success_auc"``.
         mode: ``"max"`` or ``"min"``.
         include_start: Let the starting weights compete (see above).
+
+    Example:
+        >>> from lightning_energy.callbacks import BestOnValidation
+        >>> best = BestOnValidation(monitor="val/loss", mode="min")
+        >>> best.best_score, best.history  # nothing validated yet
+        (inf, [])
     """
 
     def __init__(self, monitor: str, mode: Literal["max", "min"] = "max",

@@ -30,6 +30,17 @@ class TrackerBaselines(Callback):
         top: k of the top-k combinations.
         temperatures: Temperatures of the AUC weights the agreement selector may use (and
             uniform weights).
+
+    Example:
+        >>> from lightning_energy.callbacks import TrackerBaselines
+        >>> from lightning_energy.datamodules import TrackingDataModule
+        >>> data = TrackingDataModule(synthetic_sequences=4, synthetic_length=30, window=16,
+        ...                           val_fraction=0.25, fold=0, num_folds=4)
+        >>> data.setup("fit")
+        >>> fusers = TrackerBaselines(top=3).fusers(data.sequences("train", "val"))
+        >>> video = next(iter(data.sequences("test")))
+        >>> fusers["median of top-3"](video).shape  # fused boxes (T, 4)
+        torch.Size([30, 4])
     """
 
     def __init__(self, top: int = 5, temperatures: Sequence[float] = (0.03, 0.1)) -> None:

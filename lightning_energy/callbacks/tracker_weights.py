@@ -25,6 +25,20 @@ class TrackerWeightsFromAUC(InitStep):
 
     Args:
         temperature: T > 0, or None to leave the weights as they are.
+
+    Example:
+        >>> import types
+        >>> from lightning_energy.callbacks import TrackerWeightsFromAUC
+        >>> from lightning_energy.datamodules import TrackingDataModule
+        >>> from lightning_energy.tasks import TrackerFusionTask
+        >>> data = TrackingDataModule(synthetic_sequences=4, synthetic_length=30, window=16,
+        ...                           val_fraction=0.25, fold=0, num_folds=4)
+        >>> data.setup("fit")
+        >>> task = TrackerFusionTask(num_trackers=8)
+        >>> trainer = types.SimpleNamespace(datamodule=data, ckpt_path=None)
+        >>> TrackerWeightsFromAUC(temperature=0.03).setup(trainer, task, "fit")
+        >>> task.energy.log_tracker_weight.detach().max().item()  # the best tracker's: exp(0) = 1
+        0.0
     """
 
     def __init__(self, temperature: float | None = 0.03) -> None:

@@ -113,6 +113,13 @@ class Detections:
         confidence: Per-joint confidence in (0, 1] of shape (N, J) (see :func:`soft_argmax`).
         heatmaps: Heatmap logits of every stack, each of shape (N, J, S / stride, S / stride);
             the last one gave ``keypoints``.
+
+    Example:
+        >>> import torch
+        >>> detector = KeypointDetector(num_joints=5, stacks=2, depth=1, channels=8)
+        >>> out = detector(torch.rand(3, 3, 32, 32))
+        >>> out.keypoints.shape, out.confidence.shape, [tuple(h.shape) for h in out.heatmaps]
+        (torch.Size([3, 5, 2]), torch.Size([3, 5]), [(3, 5, 16, 16), (3, 5, 16, 16)])
     """
 
     keypoints: Tensor

@@ -25,6 +25,13 @@ class PointWeightNet(nn.Module):
 
     Args:
         hidden: Hidden width.
+
+    Example:
+        >>> import torch
+        >>> from lightning_energy.networks import PointWeightNet
+        >>> weights = PointWeightNet()(torch.randn(4, 32))  # points (B, P) → weights (B, P)
+        >>> weights.shape, bool((weights > 0).all())
+        (torch.Size([4, 32]), True)
     """
 
     def __init__(self, hidden: int = 16) -> None:

@@ -37,6 +37,23 @@ class EnergyTask(pl.LightningModule, ABC):
         energy_lr: Learning rate of the energy parameters.
         backbone_lr: Learning rate of the backbone (default: ``energy_lr``).
         freeze_backbone: Keep the backbone fixed (no gradients, eval mode).
+
+    Example:
+        Learn a quadratic energy whose minimiser denoises its input:
+
+        >>> import torch, lightning_energy as le
+        >>> from lightning_energy.tasks import EnergyTask
+        >>> class Denoise(EnergyTask):
+        ...     def energy_inputs(self, batch):
+        ...         return batch["noisy"]  # (B, 3)
+        ...     def loss(self, solution, batch):
+        ...         return (solution.x - batch["clean"]).pow(2).mean()
+        >>> task = Denoise(le.EnergyLayer(le.QuadraticEnergy(3), le.Newton(dtype="float64")))
+        >>> batch = {"noisy": torch.randn(8, 3), "clean": torch.zeros(8, 3)}
+        >>> solution = task(batch)  # what training_step solves, before logging the loss
+        >>> task.loss(solution, batch).backward()
+        >>> solution.x.shape, [group["name"] for group in task.parameter_groups()]
+        (torch.Size([8, 3]), ['energy'])
     """
 
     def __init__(

@@ -42,6 +42,15 @@ class KeypointTask(pl.LightningModule):
         lr: Learning rate.
         heatmap_sigma: σ of the Gaussian heatmap targets, pixels of the input crop.
         scheduler_interval: Step the scheduler every ``"epoch"`` or optimizer ``"step"``.
+
+    Example:
+        >>> import torch
+        >>> from lightning_energy.networks import KeypointDetector
+        >>> from lightning_energy.tasks import KeypointTask
+        >>> task = KeypointTask(KeypointDetector(stacks=1, depth=1, channels=8))
+        >>> detections = task(torch.rand(2, 3, 32, 32))  # crops (N, 3, S, S)
+        >>> detections.keypoints.shape, detections.confidence.shape  # (N, J, 2), (N, J)
+        (torch.Size([2, 17, 2]), torch.Size([2, 17]))
     """
 
     def __init__(

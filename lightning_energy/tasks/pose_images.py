@@ -67,6 +67,16 @@ class ImagePoseTask(MultiViewPoseTask):
         chunk_size: As :class:`MultiViewPoseTask`.
         component_temperature: As :class:`MultiViewPoseTask`.
         scheduler_interval: Step the scheduler every ``"epoch"`` or optimizer ``"step"``.
+
+    Example:
+        The detector is the task's backbone, trained with the energy at its own rate:
+
+        >>> from lightning_energy.networks import KeypointDetector
+        >>> from lightning_energy.tasks import ImagePoseTask
+        >>> detector = KeypointDetector(stacks=1, depth=1, channels=8)
+        >>> task = ImagePoseTask(detector, backbone_lr=1e-4)
+        >>> task.backbone is detector, [group["name"] for group in task.parameter_groups()]
+        (True, ['energy', 'backbone'])
     """
 
     def __init__(

@@ -34,6 +34,17 @@ class RobustMeanTask(EnergyTask):
 
     Batches are dicts with ``points`` (B, P) and ``location`` μ (B,). The arguments are
     :class:`~lightning_energy.EnergyTask`'s.
+
+    Example:
+        >>> import torch
+        >>> from lightning_energy.networks import PointWeightNet
+        >>> from lightning_energy.tasks import RobustMeanTask
+        >>> task = RobustMeanTask(backbone=PointWeightNet())
+        >>> batch = {"points": torch.randn(4, 32), "location": torch.zeros(4)}
+        >>> solution = task(batch)  # x*: (B, 1)
+        >>> task.loss(solution, batch).backward()  # reaches σ and the weight network
+        >>> solution.x.shape, [group["name"] for group in task.parameter_groups()]
+        (torch.Size([4, 1]), ['energy', 'backbone'])
     """
 
     def __init__(

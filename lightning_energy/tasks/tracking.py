@@ -89,6 +89,21 @@ class TrackerFusionTask(EnergyTask):
         freeze_backbone: Keep the network fixed.
         num_trackers: K, used only to build the default layer.
         scheduler_interval: Step the scheduler every ``"epoch"`` or optimizer ``"step"``.
+
+    Example:
+        On simulated tracker boxes (windows of T = 16 frames, K = 8 trackers):
+
+        >>> from lightning_energy.datamodules import TrackingDataModule
+        >>> from lightning_energy.tasks import TrackerFusionTask
+        >>> data = TrackingDataModule(synthetic_sequences=4, synthetic_length=30, window=16,
+        ...                           batch_size=2, val_fraction=0.25, fold=0, num_folds=4)
+        >>> data.setup("fit")
+        >>> batch = next(iter(data.train_dataloader()))  # boxes (B, T, K, 4)
+        >>> task = TrackerFusionTask(num_trackers=8)
+        >>> solution = task(batch)
+        >>> task.loss(solution, batch).backward()  # 1 − GIoU, through the implicit gradient
+        >>> task.predicted_boxes(solution, batch).shape  # fused boxes (B, T, 4)
+        torch.Size([2, 16, 4])
     """
 
     def __init__(
