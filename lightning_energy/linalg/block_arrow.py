@@ -236,6 +236,19 @@ def block_arrow_damped_solve(
         rhs: Right-hand sides (B, n), n = T·p + s.
         damping: λ ≥ 0, a float or shape (B,).
         max_retries: Damping increases tried after the float64 retry.
+
+    Returns:
+        The solutions (B, n) and a :class:`~lightning_energy.linalg.LinearSolveInfo`.
+
+    Example:
+        >>> import torch
+        >>> eye = torch.eye(2, dtype=torch.float64).expand(1, 3, 2, 2)
+        >>> a = BlockArrowMatrix(2 * eye, torch.zeros(1, 2, 2, 2, dtype=torch.float64),
+        ...                      torch.zeros(1, 3, 2, 1, dtype=torch.float64),
+        ...                      torch.ones(1, 1, 1, dtype=torch.float64))
+        >>> z, info = block_arrow_damped_solve(a, torch.ones(1, 7, dtype=torch.float64), 0.0)
+        >>> z
+        tensor([[0.5000, 0.5000, 0.5000, 0.5000, 0.5000, 0.5000, 1.0000]], dtype=torch.float64)
     """
     if rhs.ndim != 2 or rhs.shape != (matrix.diagonal.shape[0], matrix.size):
         raise ValueError(f"Expected `rhs` of shape (B, n) = ({matrix.diagonal.shape[0]}, "

@@ -197,6 +197,13 @@ class BlockArrow(LinearSolver):
 
     Args:
         max_retries: Damping increases tried after the float64 retry.
+
+    Example:
+        >>> import torch, lightning_energy as le
+        >>> from lightning_energy.linalg import BlockArrow
+        >>> adjoint = le.ImplicitAdjoint(1e-2, linear_solver=BlockArrow())
+        >>> adjoint
+        ImplicitAdjoint(damping=0.01, hessian='exact', linear_solver=BlockArrow())
     """
 
     supports_auto = False
