@@ -1,4 +1,7 @@
-"""Benchmark problems: a batched least-squares energy shaped like multi-view pose fitting."""
+"""Benchmark problems: least-squares energies shaped like multi-view pose fitting.
+
+:class:`PoseLikeEnergy` fits one frame; :class:`SequencePoseLikeEnergy` a window of frames.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from torch import Tensor, nn
 
 from lightning_energy.energies.base import LeastSquaresEnergy
 from lightning_energy.energies.robust import PseudoHuber
+from lightning_energy.energies.sequence import SequenceLeastSquaresEnergy
 
 
 class PoseLikeEnergy(LeastSquaresEnergy):
@@ -71,3 +75,52 @@ class PoseLikeEnergy(LeastSquaresEnergy):
         obs = proj + noise * torch.randn(proj.shape, generator=gen, dtype=dtype)
         outliers = torch.rand(proj.shape[:-1], generator=gen) < 0.05
         return torch.where(outliers[..., None], obs + 2.0, obs).to(device)
+
+
+class SequencePoseLikeEnergy(SequenceLeastSquaresEnergy):
+    """:class:`PoseLikeEnergy` over a window of T frames, with a shared body and smoothness.
+
+    Frame t: the per-frame pose residuals of :class:`PoseLikeEnergy` with its points shifted by
+    a per-window offset of every joint (s = 3J shared variables, the body's shape correction);
+    pairs: the joints' displacement between neighbouring frames, weighted; shared: a prior on
+    the offsets. p = ``num_bases`` + 5 per frame; with the defaults p = 30, s = 51.
+    ``inputs``: 2D points (B, T, C, J, 2).
+    """
+
+    def __init__(self, joints: int = 17, views: int = 4, num_bases: int = 25, seed: int = 0):
+        super().__init__(PseudoHuber(0.2, learnable=True))
+        self.frame = PoseLikeEnergy(joints, views, num_bases, seed)
+        self.frame.kernel = None  # the kernel is this energy's, over every residual
+        self.frame_size, self.shared_size = num_bases + 5, 3 * joints
+        self.log_smooth = nn.Parameter(torch.tensor(0.0))
+        self.log_body_prior = nn.Parameter(torch.tensor(1.0))
+
+    def _points(self, frames: Tensor, shared: Tensor) -> Tensor:
+        b, t, p = frames.shape
+        points = self.frame.points(frames.reshape(b * t, p)).reshape(b, t, -1, 3)
+        return points + shared.reshape(b, 1, -1, 3)
+
+    def frame_residuals(self, frames: Tensor, shared: Tensor, inputs: Tensor) -> Tensor:  # noqa: D102
+        b, t, _ = frames.shape
+        cams = self.frame.cameras.to(frames.dtype)
+        proj = torch.einsum("cuv,btjv->btcju", cams, self._points(frames, shared))
+        weights = self.frame.view_weights.to(frames.dtype)[None, None, :, :, None]
+        prior = self.frame.prior.to(frames.dtype) * frames[..., : self.frame.num_bases]
+        return torch.cat([(weights * (proj - inputs)).reshape(b, t, -1), prior], -1)
+
+    def pair_residuals(self, frames: Tensor, shared: Tensor, inputs: Tensor) -> Tensor:  # noqa: D102
+        points = self._points(frames, shared)
+        step = (points[:, 1:] - points[:, :-1]).flatten(2)
+        return self.log_smooth.to(frames.dtype).exp() * step
+
+    def shared_residuals(self, shared: Tensor, inputs: Tensor) -> Tensor:  # noqa: D102
+        return self.log_body_prior.to(shared.dtype).exp() * shared
+
+    def initial_solution(self, inputs: Tensor) -> Tensor:  # noqa: D102
+        b, t = inputs.shape[:2]
+        return inputs.new_zeros(b, t * self.frame_size + self.shared_size)
+
+    def sample_inputs(self, batch: int, frames: int, seed: int = 1) -> Tensor:
+        """Observations (B, T, C, J, 2): :meth:`PoseLikeEnergy.sample_inputs` of B·T poses."""
+        obs = self.frame.sample_inputs(batch * frames, seed=seed)
+        return obs.reshape(batch, frames, *obs.shape[1:])
