@@ -23,6 +23,12 @@ class RobustMeanDataModule(pl.LightningDataModule):
         batch_size: Samples per batch.
         num_workers: DataLoader workers.
         seed: Base seed.
+
+    Example:
+        >>> dm = RobustMeanDataModule(num_train=8, num_val=4, num_test=4, batch_size=4)
+        >>> batch = next(iter(dm.train_dataloader()))
+        >>> sorted(batch), tuple(batch["points"].shape)
+        (['location', 'outlier_fraction', 'points', 'scale'], (4, 32))
     """
 
     def __init__(self, num_train: int = 4096, num_val: int = 512, num_test: int = 512,

@@ -68,6 +68,15 @@ class LeastSquaresEnergy(Energy):
 
     Args:
         kernel: Optional robust kernel; its scale may be a learnable energy parameter.
+
+    Example:
+        >>> import torch, lightning_energy as le
+        >>> class Mean(le.LeastSquaresEnergy):
+        ...     def residuals(self, x, inputs):  # x: (B, 1), inputs: (B, P)
+        ...         return x - inputs
+        >>> points = torch.tensor([[1.0, 3.0]], dtype=torch.float64)
+        >>> Mean()(torch.zeros(1, 1, dtype=torch.float64), points)  # ½ (1² + 3²)
+        tensor([5.], dtype=torch.float64)
     """
 
     def __init__(self, kernel: RobustKernel | None = None) -> None:

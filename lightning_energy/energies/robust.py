@@ -18,6 +18,18 @@ class RobustKernel(nn.Module):
     Args:
         scale: Kernel scale δ > 0, in the units of the residuals.
         learnable: Make δ a learnable energy parameter.
+
+    Example:
+        A kernel of one's own, the truncated quadratic:
+
+        >>> import torch
+        >>> class Truncated(RobustKernel):  # ρ(s) = min(s, δ²)
+        ...     def forward(self, squared):
+        ...         return torch.clamp(squared, max=self.scale**2)
+        ...     def weight(self, squared):
+        ...         return (squared <= self.scale**2).to(squared.dtype)
+        >>> Truncated(1.0).weight(torch.tensor([0.25, 4.0], dtype=torch.float64))
+        tensor([1., 0.], dtype=torch.float64)
     """
 
     def __init__(self, scale: float = 1.0, learnable: bool = False) -> None:
@@ -53,7 +65,17 @@ class RobustKernel(nn.Module):
 
 
 class Huber(RobustKernel):
-    """ρ(s) = s for s ≤ δ², 2δ√s − δ² beyond (quadratic core, linear tails)."""
+    """ρ(s) = s for s ≤ δ², 2δ√s − δ² beyond (quadratic core, linear tails).
+
+    Example:
+        >>> import torch, lightning_energy as le
+        >>> kernel = le.robust.Huber(1.0)
+        >>> squared = torch.tensor([0.25, 4.0], dtype=torch.float64)
+        >>> kernel(squared)
+        tensor([0.2500, 3.0000], dtype=torch.float64)
+        >>> kernel.weight(squared)
+        tensor([1.0000, 0.5000], dtype=torch.float64)
+    """
 
     def forward(self, squared: Tensor) -> Tensor:  # noqa: D102
         d2 = self.scale**2
@@ -71,7 +93,17 @@ class Huber(RobustKernel):
 
 
 class PseudoHuber(RobustKernel):
-    """ρ(s) = 2δ²(√(1 + s/δ²) − 1): smooth everywhere, linear tails."""
+    """ρ(s) = 2δ²(√(1 + s/δ²) − 1): smooth everywhere, linear tails.
+
+    Example:
+        >>> import torch, lightning_energy as le
+        >>> kernel = le.robust.PseudoHuber(1.0)
+        >>> squared = torch.tensor([0.0, 3.0], dtype=torch.float64)
+        >>> kernel(squared)
+        tensor([0., 2.], dtype=torch.float64)
+        >>> kernel.weight(squared)
+        tensor([1.0000, 0.5000], dtype=torch.float64)
+    """
 
     def forward(self, squared: Tensor) -> Tensor:  # noqa: D102
         d2 = self.scale**2
@@ -86,7 +118,13 @@ class PseudoHuber(RobustKernel):
 
 
 class Cauchy(RobustKernel):
-    """ρ(s) = δ² log(1 + s/δ²): logarithmic tails (redescending influence)."""
+    """ρ(s) = δ² log(1 + s/δ²): logarithmic tails (redescending influence).
+
+    Example:
+        >>> import torch, lightning_energy as le
+        >>> le.robust.Cauchy(1.0).weight(torch.tensor([0.0, 1.0, 3.0], dtype=torch.float64))
+        tensor([1.0000, 0.5000, 0.2500], dtype=torch.float64)
+    """
 
     def forward(self, squared: Tensor) -> Tensor:  # noqa: D102
         d2 = self.scale**2
@@ -101,7 +139,17 @@ class Cauchy(RobustKernel):
 
 
 class GemanMcClure(RobustKernel):
-    """ρ(s) = s δ² / (s + δ²): bounded, strongly redescending."""
+    """ρ(s) = s δ² / (s + δ²): bounded, strongly redescending.
+
+    Example:
+        >>> import torch, lightning_energy as le
+        >>> kernel = le.robust.GemanMcClure(1.0)
+        >>> squared = torch.tensor([1.0, 3.0], dtype=torch.float64)
+        >>> kernel(squared)
+        tensor([0.5000, 0.7500], dtype=torch.float64)
+        >>> kernel.weight(squared)
+        tensor([0.2500, 0.0625], dtype=torch.float64)
+    """
 
     def forward(self, squared: Tensor) -> Tensor:  # noqa: D102
         d2 = self.scale**2

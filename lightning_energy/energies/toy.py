@@ -27,8 +27,8 @@ class QuadraticEnergy(Energy):
         >>> import torch, lightning_energy as le
         >>> energy = le.QuadraticEnergy(3)
         >>> c = torch.randn(5, 3)
-        >>> torch.allclose(le.argmin(energy, c, solver=le.Newton(tol=1e-10)).x,
-        ...                energy.closed_form(c), atol=1e-5)
+        >>> solver = le.Newton(tol=1e-10, dtype="float64")
+        >>> torch.allclose(le.argmin(energy, c, solver=solver).x, energy.closed_form(c), atol=1e-5)
         True
     """
 
@@ -70,6 +70,16 @@ class KernelDensityEnergy(Energy):
     Args:
         bandwidth: Initial σ.
         learnable: Learn σ.
+
+    Example:
+        The mode of the three points around 1 (the outliers at 9 and 9.5 have no pull there):
+
+        >>> import torch, lightning_energy as le
+        >>> points = torch.tensor([[0.8, 1.0, 1.2, 9.0, 9.5]], dtype=torch.float64)
+        >>> sol = le.argmin(le.KernelDensityEnergy(bandwidth=1.0), points,
+        ...                 solver=le.Newton(tol=1e-10))
+        >>> round(sol.x.item(), 6)
+        1.0
     """
 
     solution_shape = (1,)

@@ -18,6 +18,13 @@ class CGInfo:
         residual_norm: Final ‖rhs − A z‖ per sample, shape (B,).
         negative_curvature: A search direction with pᵀAp ≤ 0 was met (A is not positive
             definite); the iterate before it is returned, shape (B,).
+
+    Example:
+        >>> import torch
+        >>> from lightning_energy.linalg import conjugate_gradient
+        >>> z, info = conjugate_gradient(lambda v: -v, torch.ones(2, 3, dtype=torch.float64))
+        >>> info.negative_curvature.tolist(), info.iterations.tolist()
+        ([True, True], [0, 0])
     """
 
     iterations: Tensor
@@ -44,6 +51,14 @@ def conjugate_gradient(
 
     Returns:
         Solutions (B, n) and a :class:`CGInfo`.
+
+    Example:
+        >>> import torch
+        >>> a = torch.tensor([[4.0, 1.0], [1.0, 3.0]], dtype=torch.float64)
+        >>> rhs = torch.tensor([[1.0, 2.0]], dtype=torch.float64)
+        >>> z, info = conjugate_gradient(lambda v: v @ a, rhs)  # a is symmetric
+        >>> torch.allclose(z @ a, rhs), info.iterations.tolist()
+        (True, [2])
     """
     max_iter = rhs.shape[1] if max_iter is None else max_iter
     z = torch.zeros_like(rhs)

@@ -26,7 +26,15 @@ def add_damping(matrix: Tensor, damping: Tensor | float) -> Tensor:
 def try_cholesky_solve(
     matrix: Tensor, rhs: Tensor, damping: Tensor | float
 ) -> tuple[Tensor, Tensor]:
-    """Solve (A + λI) z = rhs by Cholesky; returns z (B, n) and a success mask (B,)."""
+    """Solve (A + λI) z = rhs by Cholesky; returns z (B, n) and a success mask (B,).
+
+    Example:
+        >>> import torch
+        >>> a = torch.stack([torch.eye(2), -torch.eye(2)]).double()  # the second is indefinite
+        >>> z, ok = try_cholesky_solve(a, torch.ones(2, 2, dtype=torch.float64), 0.0)
+        >>> z.tolist(), ok.tolist()
+        ([[1.0, 1.0], [0.0, 0.0]], [True, False])
+    """
     factor, info = torch.linalg.cholesky_ex(add_damping(matrix, damping))
     ok = info == 0
     factor = torch.where(ok[:, None, None], factor, torch.eye(
@@ -67,5 +75,14 @@ def damped_cholesky_solve(
 
     Returns:
         The solutions (B, n) in ``rhs``'s dtype and a :class:`LinearSolveInfo`.
+
+    Example:
+        >>> import torch
+        >>> a = torch.diag(torch.tensor([1.0, 3.0], dtype=torch.float64)).expand(2, 2, 2)
+        >>> lam = torch.tensor([0.0, 1.0], dtype=torch.float64)  # one λ per sample
+        >>> z, info = damped_cholesky_solve(a, torch.ones(2, 2, dtype=torch.float64), lam)
+        >>> z
+        tensor([[1.0000, 0.3333],
+                [0.5000, 0.2500]], dtype=torch.float64)
     """
     return solve_with_fallback(DenseSystem(matrix), rhs, damping, max_retries)

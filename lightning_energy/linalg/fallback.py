@@ -31,6 +31,16 @@ class LinearSolveInfo:
         damping: Damping λ actually used, shape (B,).
         retried: Whether the sample needed the float64 or extra-damping fallback, shape (B,).
         failed: Whether no factorisation succeeded (the solution is zero there), shape (B,).
+
+    Example:
+        The singular second matrix factorises once a little damping is added:
+
+        >>> import torch
+        >>> from lightning_energy.linalg import damped_cholesky_solve
+        >>> a = torch.stack([torch.eye(2), torch.diag(torch.tensor([1.0, 0.0]))]).double()
+        >>> z, info = damped_cholesky_solve(a, torch.ones(2, 2, dtype=torch.float64), 0.0)
+        >>> info.retried.tolist(), info.failed.tolist(), (info.damping > 0).tolist()
+        ([False, True], [False, False], [False, True])
     """
 
     damping: Tensor

@@ -37,7 +37,20 @@ from lightning_energy.linalg.dense import damped_cholesky_solve
 
 
 class Curvature(Protocol):
-    """A batch of symmetric matrices H_b (B, n, n), produced on demand in the form asked for."""
+    """A batch of symmetric matrices H_b (B, n, n), produced on demand in the form asked for.
+
+    A curvature need only give the forms its linear solver asks for (:class:`Cholesky`: dense).
+
+    Example:
+        >>> import torch
+        >>> from lightning_energy.linalg import Cholesky
+        >>> class Diagonal:  # H_b = diag(1, 2, 4) for each of 2 samples
+        ...     def dense(self):
+        ...         return torch.diag(torch.tensor([1.0, 2.0, 4.0])).double().expand(2, 3, 3)
+        >>> v, stats = Cholesky().solve(Diagonal(), torch.ones(2, 3, dtype=torch.float64), 0.0)
+        >>> v[0]
+        tensor([1.0000, 0.5000, 0.2500], dtype=torch.float64)
+    """
 
     def dense(self) -> Tensor:
         """The matrices, shape (B, n, n)."""
@@ -57,7 +70,19 @@ class Curvature(Protocol):
 
 
 class LinearSolver(ABC):
-    """Solves the damped systems (H_b + λ_b I) v_b = rhs_b of a batch."""
+    """Solves the damped systems (H_b + λ_b I) v_b = rhs_b of a batch.
+
+    Example:
+        A solver of one's own, for an :class:`~lightning_energy.ImplicitAdjoint`:
+
+        >>> import lightning_energy as le
+        >>> class Jacobi(LinearSolver):  # keeps only the diagonal of H
+        ...     supports_auto = False
+        ...     def solve(self, curvature, rhs, damping, auto_margin=1e-3):
+        ...         return rhs / (curvature.dense().diagonal(dim1=-2, dim2=-1) + damping), {}
+        >>> le.ImplicitAdjoint(1e-2, linear_solver=Jacobi())
+        ImplicitAdjoint(damping=0.01, hessian='exact', linear_solver=Jacobi())
+    """
 
     supports_auto: bool = True
     """Whether ``damping="auto"`` is available."""
@@ -83,6 +108,16 @@ class Cholesky(LinearSolver):
 
     Args:
         max_retries: Damping increases tried after the float64 retry.
+
+    Example:
+        >>> import torch, lightning_energy as le
+        >>> from lightning_energy.linalg import Cholesky
+        >>> adjoint = le.ImplicitAdjoint("auto", linear_solver=Cholesky(max_retries=4))
+        >>> c = torch.zeros(3, 2, requires_grad=True)
+        >>> le.argmin(le.QuadraticEnergy(2), c, solver=le.Newton(dtype="float64"),
+        ...           adjoint=adjoint).x.sum().backward()
+        >>> c.grad.shape
+        torch.Size([3, 2])
     """
 
     def __init__(self, max_retries: int = 8) -> None:
@@ -109,6 +144,18 @@ class ConjugateGradient(LinearSolver):
     Args:
         max_iter: Iteration cap (default n).
         rtol: Relative residual tolerance.
+
+    Example:
+        Matrix-free in both directions, with :class:`~lightning_energy.NewtonCG`:
+
+        >>> import torch, lightning_energy as le
+        >>> from lightning_energy.linalg import ConjugateGradient
+        >>> layer = le.EnergyLayer(le.QuadraticEnergy(10), le.NewtonCG(dtype="float64"),
+        ...                        le.ImplicitAdjoint(1e-6, linear_solver=ConjugateGradient()))
+        >>> c = torch.zeros(2, 10, requires_grad=True)
+        >>> layer(c).x.sum().backward()
+        >>> c.grad.shape
+        torch.Size([2, 10])
     """
 
     def __init__(self, max_iter: int | None = None, rtol: float = 1e-10) -> None:
@@ -155,6 +202,16 @@ class Banded(LinearSolver):
 
     Args:
         dense_below: Block length below which dense Cholesky is used.
+
+    Example:
+        >>> import torch
+        >>> from lightning_energy.linalg import Banded
+        >>> class Laplacian:  # 1 sample, C = 1 block of T = 4: diagonal 2, off-diagonal −1
+        ...     def bands(self):
+        ...         return torch.tensor([[2.0] * 4, [-1.0] * 4, [0.0] * 4]).double()[None, None]
+        >>> v, stats = Banded().solve(Laplacian(), torch.ones(1, 4, dtype=torch.float64), 0.0)
+        >>> v.round(decimals=6)
+        tensor([[2., 3., 3., 2.]], dtype=torch.float64)
     """
 
     supports_auto = False

@@ -102,6 +102,16 @@ class Solver(ABC):
         dtype: Solve in this dtype (e.g. ``"float64"``) whatever the caller's precision;
             ``None`` keeps the dtype of ``x0``.
         max_damping: A sample whose damping exceeds this could not make progress: ``STALLED``.
+
+    Example:
+        A solver also runs on its own, on an energy bound to its inputs (gradients not tracked):
+
+        >>> import torch, lightning_energy as le
+        >>> solver: le.Solver = le.Newton(tol=1e-10, dtype="float64")
+        >>> c = torch.zeros(3, 2, dtype=torch.float64)
+        >>> sol = solver.solve(le.solvers.Problem(le.QuadraticEnergy(2).double(), c, (2,)), c)
+        >>> sol.x.shape, sol.converged.tolist()
+        (torch.Size([3, 2]), [True, True, True])
     """
 
     requires_least_squares: bool = False

@@ -15,6 +15,18 @@ class LevenbergMarquardt(DenseTrustRegion):
     Robust kernels enter by iterative reweighting: W = ρ'(r²) at the current iterate, so the
     gradient Jᵀ(W r) is exact and the curvature is positive semi-definite. The damping μ is
     adapted per sample from the gain ratio.
+
+    Example:
+        A robust mean: with a Huber kernel the outlier 100 barely moves the estimate.
+
+        >>> import torch, lightning_energy as le
+        >>> class Mean(le.LeastSquaresEnergy):
+        ...     def residuals(self, x, inputs):  # x: (B, 1), inputs: (B, P)
+        ...         return x - inputs
+        >>> points = torch.tensor([[1.0, 2.0, 3.0, 100.0]], dtype=torch.float64)
+        >>> solver = le.LevenbergMarquardt(tol=1e-10)
+        >>> le.argmin(Mean(le.robust.Huber(1.0)), points, solver=solver, x0=points[:, :1]).x
+        tensor([[2.5000]], dtype=torch.float64)
     """
 
     requires_least_squares = True
@@ -30,6 +42,16 @@ class GaussNewton(LevenbergMarquardt):
     Starts with a negligible damping (μ₀ = 1e-10 relative), so accepted steps are plain
     Gauss–Newton steps; a step that increases the energy is rejected and damping grows as in
     Levenberg–Marquardt, so the iteration cannot diverge.
+
+    Example:
+        >>> import torch, lightning_energy as le
+        >>> class Root(le.LeastSquaresEnergy):  # r(x) = x² − c, minimised at x = √c
+        ...     def residuals(self, x, inputs):
+        ...         return x**2 - inputs
+        >>> c = torch.tensor([[4.0], [9.0]], dtype=torch.float64)
+        >>> sol = le.argmin(Root(), c, solver=le.GaussNewton(tol=1e-10), x0=torch.ones_like(c))
+        >>> sol.x.flatten().round(decimals=6)
+        tensor([2., 3.], dtype=torch.float64)
     """
 
     def __init__(

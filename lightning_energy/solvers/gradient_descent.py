@@ -26,6 +26,13 @@ class GradientDescent(Solver):
         armijo: Sufficient-decrease constant c.
         dtype: Solve dtype.
         max_damping: A sample whose 1/α exceeds this is declared ``STALLED``.
+
+    Example:
+        >>> import torch, lightning_energy as le
+        >>> energy, c = le.QuadraticEnergy(2), torch.zeros(3, 2, dtype=torch.float64)
+        >>> sol = le.argmin(energy, c, solver=le.GradientDescent(tol=1e-9, max_steps=2000))
+        >>> bool(sol.converged.all()), torch.allclose(sol.x, energy.double().closed_form(c))
+        (True, True)
     """
 
     def __init__(

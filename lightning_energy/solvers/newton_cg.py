@@ -27,6 +27,13 @@ class NewtonCG(Solver):
         eta: Minimum gain ratio for accepting a step.
         dtype: Solve dtype.
         max_damping: Ceiling above which a sample is declared ``STALLED``.
+
+    Example:
+        >>> import torch, lightning_energy as le
+        >>> solver = le.NewtonCG(tol=1e-8, dtype="float64")
+        >>> sol = le.argmin(le.QuadraticEnergy(10), torch.zeros(2, 10), solver=solver)
+        >>> sol.x.shape, bool(sol.converged.all())
+        (torch.Size([2, 10]), True)
     """
 
     def __init__(

@@ -11,7 +11,17 @@ from torch import Tensor
 
 
 class SolverStatus(enum.IntEnum):
-    """Per-sample outcome of a solve, stored as integer codes in :attr:`Solution.status`."""
+    """Per-sample outcome of a solve, stored as integer codes in :attr:`Solution.status`.
+
+    Example:
+        >>> import torch, lightning_energy as le
+        >>> sol = le.argmin(le.QuadraticEnergy(2), torch.zeros(2, 2),
+        ...                 solver=le.Newton(dtype="float64"))
+        >>> [le.SolverStatus(code).name for code in sol.status.tolist()]
+        ['CONVERGED', 'CONVERGED']
+        >>> int(le.SolverStatus.STALLED)
+        3
+    """
 
     CONVERGED = 0
     """The gradient norm reached ``tol``."""
@@ -46,6 +56,15 @@ class Solution:
             it (the adjoint keeps it with the autograd graph and clears this field); ``None`` for
             matrix-free solvers.
         curvature_kind: ``"exact"`` or ``"gauss_newton"`` for ``curvature``, else ``None``.
+
+    Example:
+        >>> import torch, lightning_energy as le
+        >>> sol = le.argmin(le.QuadraticEnergy(2), torch.zeros(3, 2),
+        ...                 solver=le.Newton(dtype="float64"))
+        >>> sol.x.shape, sol.converged.tolist(), sol.num_nonconverged
+        (torch.Size([3, 2]), [True, True, True], 0)
+        >>> sol.status_counts()["converged"]
+        3
     """
 
     x: Tensor

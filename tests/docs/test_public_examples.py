@@ -31,40 +31,6 @@ DOCTESTED_ELSEWHERE = {
     "lightning_energy.networks.hourglass",
 }
 
-# Public names without an example, in folders being rewritten elsewhere at the time the check
-# was added (solvers/, energies/, linalg/, datamodules/). Remove a name when its example lands;
-# a name not listed here must have one.
-PENDING_EXAMPLES = {
-    "lightning_energy.GaussNewton",
-    "lightning_energy.GradientDescent",
-    "lightning_energy.KernelDensityEnergy",
-    "lightning_energy.LeastSquaresEnergy",
-    "lightning_energy.LevenbergMarquardt",
-    "lightning_energy.NewtonCG",
-    "lightning_energy.Solution",
-    "lightning_energy.Solver",
-    "lightning_energy.SolverStatus",
-    "lightning_energy.robust.RobustKernel",
-    "lightning_energy.robust.Huber",
-    "lightning_energy.robust.PseudoHuber",
-    "lightning_energy.robust.Cauchy",
-    "lightning_energy.robust.GemanMcClure",
-    "lightning_energy.datamodules.RobustMeanDataModule",
-    "lightning_energy.linalg.Banded",
-    "lightning_energy.linalg.CGInfo",
-    "lightning_energy.linalg.Cholesky",
-    "lightning_energy.linalg.ConjugateGradient",
-    "lightning_energy.linalg.Curvature",
-    "lightning_energy.linalg.LinearSolveInfo",
-    "lightning_energy.linalg.LinearSolver",
-    "lightning_energy.linalg.band_matvec",
-    "lightning_energy.linalg.banded_damped_solve",
-    "lightning_energy.linalg.conjugate_gradient",
-    "lightning_energy.linalg.damped_cholesky_solve",
-    "lightning_energy.linalg.solve_bands",
-    "lightning_energy.linalg.try_cholesky_solve",
-}
-
 
 def exported(module: ModuleType) -> list[str]:
     names = getattr(module, "__all__", None)
@@ -120,12 +86,9 @@ def test_public_surface_is_collected() -> None:
 
 def test_every_public_name_has_an_example() -> None:
     """Catches: a new public class or function whose docstring shows no `>>>` example."""
-    missing = {name for name, obj in PUBLIC.items() if ">>>" not in (inspect.getdoc(obj) or "")}
-    new = sorted(missing - PENDING_EXAMPLES)
-    assert not new, f"add an `Example:` section to the docstrings of {new}"
-    # A stale entry would let its name lose its example again unnoticed.
-    stale = sorted(PENDING_EXAMPLES - missing)
-    assert not stale, f"{stale} have examples now: drop them from PENDING_EXAMPLES"
+    missing = sorted(name for name, obj in PUBLIC.items()
+                     if ">>>" not in (inspect.getdoc(obj) or ""))
+    assert not missing, f"add an `Example:` section to the docstrings of {missing}"
 
 
 @pytest.mark.parametrize("name", TO_RUN)
