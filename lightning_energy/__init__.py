@@ -17,6 +17,7 @@ from lightning_energy.errors import (
 from lightning_energy.layer import EnergyLayer, argmin
 from lightning_energy.solvers import (
     BlockArrowLevenbergMarquardt,
+    BlockArrowNewton,
     GaussNewton,
     GradientDescent,
     LevenbergMarquardt,
@@ -51,6 +52,7 @@ def __getattr__(name: str) -> object:
 __all__ = [
     "Adjoint",
     "BlockArrowLevenbergMarquardt",
+    "BlockArrowNewton",
     "DatasetNotFoundError",
     "Energy",
     "EnergyLayer",

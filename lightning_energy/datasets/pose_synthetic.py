@@ -94,6 +94,41 @@ def sample_world_poses(
     return world + shift.unsqueeze(-2)
 
 
+def sample_world_sequences(
+    model: PPCAModel, num_sequences: int, num_frames: int, gen: torch.Generator,
+    body_offset_mm: float = 20.0, floor_radius: float = 1500.0,
+) -> Tensor:
+    """(S, T, J, 3) world poses of S sequences moving smoothly, each with its own body.
+
+    Per sequence: one mixture component; coefficients, yaw and position follow smooth random
+    paths (sums of a few slow sinusoids); a fixed offset of every joint in the body frame
+    (Gaussian, ``body_offset_mm`` per axis) stands for the sequence's person not matching the
+    pose model, as the measured per-subject offsets on Human3.6M do.
+    """
+    model = model.to(dtype=torch.float64)
+    s, t, j = num_sequences, num_frames, model.num_joints
+    time = torch.arange(t, dtype=torch.float64)[None, :, None]
+
+    def smooth(size: int, scale: float) -> Tensor:  # (S, T, size): three slow sinusoids each
+        freq = 0.02 + 0.1 * torch.rand(s, 1, size, 3, generator=gen, dtype=torch.float64)
+        phase = 2 * math.pi * torch.rand(s, 1, size, 3, generator=gen, dtype=torch.float64)
+        amp = torch.randn(s, 1, size, 3, generator=gen, dtype=torch.float64)
+        return scale * (amp * torch.sin(freq * time[..., None] + phase)).sum(-1) / 3**0.5
+
+    component = torch.randint(model.num_components, (s,), generator=gen).repeat_interleave(t)
+    coefficients = smooth(model.num_bases, 1.0).reshape(s * t, -1)
+    canonical = model.reconstruct(coefficients * model.coefficient_std[component], component)
+    offset = body_offset_mm * torch.randn(s, 1, j, 3, generator=gen, dtype=torch.float64)
+    canonical = canonical.reshape(s, t, j, 3) + offset
+    heading = 2 * math.pi * torch.rand(s, 1, generator=gen, dtype=torch.float64)
+    yaw = heading + smooth(1, 0.5)[..., 0]
+    world = canonical @ yaw_rotation(yaw.reshape(-1)).reshape(s, t, 3, 3).transpose(-1, -2)
+    lift = -world[..., 2].amin(dim=(1, 2))
+    centre = 0.5 * floor_radius * torch.tanh(smooth(2, 1.0))
+    shift = torch.cat([centre, lift[:, None, None].expand(s, t, 1)], -1)
+    return world + shift.unsqueeze(-2)
+
+
 def corrupt_detections(
     joints2d: Tensor,
     gen: torch.Generator,
@@ -157,18 +192,58 @@ def generate_synthetic_poses(
     gen = torch.Generator().manual_seed(seed)
     cameras = H36M_S1_CAMERAS if cameras is None else cameras
     world = sample_world_poses(model or tiny_pose_model(), num_frames, gen, floor_radius)
+    labels = np.full(num_frames, subject)
+    return _arrays(world, gen, cameras, noise_px, swap_prob, dropout_prob, labels, labels.copy(),
+                   np.arange(num_frames, dtype=np.int64))
+
+
+def _arrays(world: Tensor, gen: torch.Generator, cameras: CameraArrays, noise_px: float,
+            swap_prob: float, dropout_prob: float, subject: np.ndarray, sequence: np.ndarray,
+            frame: np.ndarray) -> PoseArrays:
+    """Project world poses (N, J, 3) into the first rig of ``cameras``, corrupt, package."""
     rig = {name: torch.as_tensor(getattr(cameras, name)[:1], dtype=torch.float64)
            for name in _CAMERA_FIELDS}  # fmt: skip
     pixels = project_perspective(world, rig["R"], rig["T"], rig["f"], rig["c"], rig["k"], rig["p"])
     detections = corrupt_detections(pixels, gen, noise_px, swap_prob, dropout_prob)
-    labels = np.full(num_frames, subject)
     return PoseArrays(
         joints2d=detections.numpy().astype(np.float32),
         joints3d=world.numpy().astype(np.float32),
-        frame=np.arange(num_frames, dtype=np.int64),
-        subject=labels,
-        sequence=labels.copy(),
-        action=labels.copy(),
-        camera_index=np.zeros(num_frames, dtype=np.int64),
+        frame=frame,
+        subject=subject,
+        sequence=sequence,
+        action=sequence.copy(),
+        camera_index=np.zeros(len(frame), dtype=np.int64),
         cameras=CameraArrays(*(getattr(cameras, name)[:1].copy() for name in _CAMERA_FIELDS)),
     )
+
+
+def generate_synthetic_sequences(
+    num_sequences: int,
+    num_frames: int,
+    model: PPCAModel | None = None,
+    *,
+    seed: int = 0,
+    body_offset_mm: float = 20.0,
+    noise_px: float = 5.0,
+    swap_prob: float = 0.01,
+    dropout_prob: float = 0.01,
+    subject: str = "synthetic",
+) -> PoseArrays:
+    """Synthetic sequences in the layout of :func:`~lightning_energy.datasets.load_h36m`.
+
+    ``num_sequences`` sequences of ``num_frames`` frames each (:func:`sample_world_sequences`),
+    named ``seq0``, ``seq1``, …, projected into the S1 cameras and corrupted as in
+    :func:`generate_synthetic_poses`; ``frame`` counts 0…T−1 within each sequence.
+
+    Example:
+        >>> arrays = generate_synthetic_sequences(3, 8, seed=0)
+        >>> arrays.joints3d.shape, sorted(set(arrays.sequence))
+        ((24, 17, 3), ['seq0', 'seq1', 'seq2'])
+    """
+    gen = torch.Generator().manual_seed(seed)
+    world = sample_world_sequences(model or tiny_pose_model(), num_sequences, num_frames, gen,
+                                   body_offset_mm).reshape(num_sequences * num_frames, -1, 3)
+    names = np.repeat(np.array([f"seq{k}" for k in range(num_sequences)]), num_frames)
+    frame = np.tile(np.arange(num_frames, dtype=np.int64), num_sequences)
+    return _arrays(world, gen, H36M_S1_CAMERAS, noise_px, swap_prob, dropout_prob,
+                   np.full(len(names), subject), names, frame)

@@ -223,12 +223,19 @@ class MultiViewPoseEnergy(LeastSquaresEnergy):
         every = every + self.mean.to(z.dtype).reshape(m, j * 3)
         return (onehot.unsqueeze(-1) * every).sum(1).reshape(-1, j, 3)
 
-    def pose(self, x: Tensor, component: Tensor) -> Tensor:
-        """World poses (B, J, 3), metres, of solutions ``x`` (B, L + 5)."""
+    def pose(self, x: Tensor, component: Tensor, offset: Tensor | None = None) -> Tensor:
+        """World poses (B, J, 3), metres, of solutions ``x`` (B, L + 5).
+
+        ``offset`` (B, J, 3), metres, is added to the canonical pose before rotation and
+        scaling: a body correction (a sequence energy's shared variables).
+        """
         nb = self.num_bases
         z, yaw, t, log_s = x[:, :nb], x[:, nb], x[:, nb + 1 : nb + 4], x[:, nb + 4]
         scale = torch.exp(log_s + self.log_scale_offset.to(x.dtype))
-        return scale[:, None, None] * _rotate_yaw(self.canonical(z, component), yaw) + t[:, None]
+        canonical = self.canonical(z, component)
+        if offset is not None:
+            canonical = canonical + offset
+        return scale[:, None, None] * _rotate_yaw(canonical, yaw) + t[:, None]
 
     def cameras(self, R: Tensor) -> Tensor:
         """(B, C, 3, 3) world→camera rotations with the learned corrections applied."""
@@ -247,10 +254,14 @@ class MultiViewPoseEnergy(LeastSquaresEnergy):
         depth = _to_camera(centre_mm[:, None], R, inputs.T)[..., 2:]
         return cam[..., :2] / depth
 
-    def residuals(self, x: Tensor, inputs: PoseEnergyInputs) -> Tensor:
-        """(B, C·J·2 + L + 1): weighted reprojection, coefficient prior, log-scale prior."""
+    def residuals(self, x: Tensor, inputs: PoseEnergyInputs,
+                  offset: Tensor | None = None) -> Tensor:
+        """(B, C·J·2 + L + 1): weighted reprojection, coefficient prior, log-scale prior.
+
+        ``offset``: an optional body correction (B, J, 3), metres (see :meth:`pose`).
+        """
         nb = self.num_bases
-        world = 1000.0 * self.pose(x, inputs.component)
+        world = 1000.0 * self.pose(x, inputs.component, offset)
         uv = self.project(world, 1000.0 * x[:, nb + 1 : nb + 4], inputs)  # (B, C, J, 2)
         weight = inputs.detection_weights(self.log_weights, x.dtype)
         pixels = (uv - inputs.joints2d) * inputs.f.unsqueeze(-2)

@@ -2,7 +2,11 @@
 
 from lightning_energy.solvers.banded_irls import BandedEnergy, BandedIRLS
 from lightning_energy.solvers.base import Solver, SolverState
-from lightning_energy.solvers.block_arrow_lm import BlockArrowEnergy, BlockArrowLevenbergMarquardt
+from lightning_energy.solvers.block_arrow_lm import (
+    BlockArrowEnergy,
+    BlockArrowLevenbergMarquardt,
+    BlockArrowNewton,
+)
 from lightning_energy.solvers.gauss_newton import GaussNewton, LevenbergMarquardt
 from lightning_energy.solvers.gradient_descent import GradientDescent
 from lightning_energy.solvers.multistart import MultiStart
@@ -13,6 +17,7 @@ from lightning_energy.solvers.solution import Solution, SolverStatus
 
 __all__ = [
     "BandedEnergy", "BandedIRLS", "BlockArrowEnergy", "BlockArrowLevenbergMarquardt",
+    "BlockArrowNewton",
     "GaussNewton", "GradientDescent", "LevenbergMarquardt",
     "MultiStart", "Newton", "NewtonCG", "Problem", "Solution", "Solver", "SolverState",
     "SolverStatus",

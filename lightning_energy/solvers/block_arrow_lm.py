@@ -97,3 +97,40 @@ class BlockArrowLevenbergMarquardt(DenseTrustRegion):
         if matrix.num_shared == 0:
             return frames
         return frames.maximum(matrix.corner.diagonal(dim1=-2, dim2=-1).abs().amax(-1))
+
+
+class BlockArrowNewton(BlockArrowLevenbergMarquardt):
+    """Trust-region Newton on the exact block-arrow Hessian (``hessian_block_arrow``).
+
+    Where robust kernels sit in their linear tails the Gauss–Newton matrix (IRLS) converges only
+    linearly; the exact Hessian keeps the kernels' curvature and converges quadratically near the
+    minimum. On windows of 16 Human3.6M frames with robust smoothness it needed 16–37 steps where
+    :class:`BlockArrowLevenbergMarquardt` needed 41–150 for ‖∇ₓE‖ ≤ 1e-4 (each step costs about
+    three times as much: 3p + s Hessian-vector products against 2p + s Jacobian-vector
+    products). An indefinite H + μI does not factorise and counts as a rejected step, so the
+    damping grows until it does. Arguments as :class:`~lightning_energy.LevenbergMarquardt`.
+
+    Example:
+        >>> import torch, lightning_energy as le
+        >>> from lightning_energy.energies.sequence import SequenceLeastSquaresEnergy
+        >>> class Track(SequenceLeastSquaresEnergy):
+        ...     frame_size = 1
+        ...     def frame_residuals(self, frames, shared, inputs):
+        ...         return frames - inputs.unsqueeze(-1)
+        ...     def pair_residuals(self, frames, shared, inputs):
+        ...         return frames[:, 1:] - frames[:, :-1]
+        >>> energy = Track(le.robust.Cauchy(0.5))
+        >>> data = torch.randn(2, 50, dtype=torch.float64)
+        >>> solution = le.BlockArrowNewton(tol=1e-9).solve(
+        ...     le.solvers.Problem(energy, data, (50,)), data.clone())
+        >>> bool(solution.converged.all())
+        True
+    """
+
+    requires_least_squares = False
+    curvature_kind = "exact_block_arrow"
+
+    def evaluate(self, problem: Problem, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Energies (B,), gradients (B, n) and the packed exact Hessians (B, K)."""
+        value, grad = problem.value_and_grad(x)
+        return value, grad, problem.call("hessian_block_arrow", x, problem.inputs).pack()

@@ -15,6 +15,11 @@ CPU_DEBUG = str(REPO / "recipes" / "trainer" / "cpu_debug.yaml")
 # Real-data recipes run on a slice of their data: the recipe test checks wiring, not accuracy.
 TINY = {
     "h36m_multiview.yaml": ["--data.init_args.max_frames_per_subject", "32"],
+    "h36m_sequence.yaml": ["--data.init_args.max_frames_per_subject", "8",
+                           "--data.init_args.window", "2", "--data.init_args.eval_overlap", "0",
+                           "--data.init_args.train_window_step", "1",
+                           "--model.init_args.energy.init_args.num_bases", "4",
+                           "--model.init_args.solver.init_args.max_steps", "5"],
     # The end-to-end stages start from the previous stage's checkpoint, which a recipe test has
     # not got (tests/recipes/test_end_to_end_recipes.py chains them); tiny crops and detector.
     **{name: ["--data.init_args.max_frames_per_subject", "4", "--data.init_args.num_workers", "0",
