@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 import warnings
 from typing import Any
 
@@ -28,7 +27,7 @@ import torch
 
 from lightning_energy.adjoints import ImplicitAdjoint
 from lightning_energy.bench.problems import SequencePoseLikeEnergy
-from lightning_energy.bench.timing import graph_saved_bytes, synchronize
+from lightning_energy.bench.timing import time_once
 from lightning_energy.layer import EnergyLayer
 from lightning_energy.linalg import BlockArrow
 from lightning_energy.solvers import (
@@ -73,22 +72,13 @@ def measure(frames: int, args: argparse.Namespace) -> list[dict[str, Any]]:
     for name, (solver, adjoint) in paths(frames, args).items():
         layer = EnergyLayer(energy, solver, adjoint, nonconverged="warn")
         energy.zero_grad()
-        synchronize(device)
-        start = time.perf_counter()
-        solution = layer(inputs)
-        loss = solution.x.pow(2).sum()
-        synchronize(device)
-        middle = time.perf_counter()
-        graph = graph_saved_bytes(loss) / 2**20
-        loss.backward()
-        synchronize(device)
-        end = time.perf_counter()
+        solution, forward, backward, graph = time_once(layer, inputs, device)
         problem = Problem(energy, inputs, (n,), torch.float64)
         with torch.no_grad():
             curvature = solver.evaluate(problem, solution.x.detach())[2]
         rows.append({"frames": frames, "variables": n, "batch_size": args.batch_size,
-                     "path": name, "device": str(device), "forward_ms": (middle - start) * 1e3,
-                     "backward_ms": (end - middle) * 1e3, "total_ms": (end - start) * 1e3,
+                     "path": name, "device": str(device), "forward_ms": forward,
+                     "backward_ms": backward, "total_ms": forward + backward,
                      "curvature_mb": curvature.numel() * curvature.element_size() / 2**20,
                      "graph_mb": graph})
     return rows

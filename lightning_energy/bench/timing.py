@@ -73,6 +73,25 @@ def _saved(node: Any) -> list[Tensor]:
     return tensors
 
 
+def time_once(layer: Any, inputs: Any, device: torch.device) -> tuple[Any, float, float, float]:
+    """One solve and backward of loss Σ x*², timed once (solves whose step count varies).
+
+    Returns the solution, forward ms, backward ms and the MB the autograd graph keeps for
+    backward.
+    """
+    synchronize(device)
+    start = time.perf_counter()
+    solution = layer(inputs)
+    loss = solution.x.pow(2).sum()
+    synchronize(device)
+    middle = time.perf_counter()
+    memory = graph_saved_bytes(loss) / 2**20
+    loss.backward()
+    synchronize(device)
+    end = time.perf_counter()
+    return solution, (middle - start) * 1e3, (end - middle) * 1e3, memory
+
+
 def time_layer(layer: Any, inputs: Any, device: torch.device,
                repeats: int) -> tuple[float, float, float]:
     """Median forward and backward ms of ``layer(inputs)``, and memory in MB.

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from typing import Any
 
 import torch
 
 from lightning_energy.adjoints import ImplicitAdjoint
-from lightning_energy.bench.timing import graph_saved_bytes, synchronize
+from lightning_energy.bench.timing import time_once
 from lightning_energy.datasets import TrackingSample, collate_tracking, simulate_tracking
 from lightning_energy.energies.tracking import TrackFusionEnergy, TrackFusionInputs, fusion_inputs
 from lightning_energy.layer import EnergyLayer
@@ -69,20 +68,11 @@ def measure(frames: int, args: argparse.Namespace) -> list[dict[str, Any]]:
         layer = EnergyLayer(energy, BandedIRLS(max_steps=300, tol=args.tol),
                             ImplicitAdjoint(1e-2, linear_solver=linear_solver))
         energy.zero_grad()
-        synchronize(device)
-        start = time.perf_counter()
-        solution = layer(inputs)
-        loss = solution.x.pow(2).sum()
-        synchronize(device)
-        middle = time.perf_counter()
-        memory = graph_saved_bytes(loss) / 2**20
-        loss.backward()
-        synchronize(device)
-        end = time.perf_counter()
+        solution, forward, backward, memory = time_once(layer, inputs, device)
         rows.append({"frames": frames, "variables": 4 * frames, "trackers": args.trackers,
                      "linear_solver": name, "device": str(device),
-                     "forward_ms": (middle - start) * 1e3, "backward_ms": (end - middle) * 1e3,
-                     "total_ms": (end - start) * 1e3, "solver_steps": int(solution.num_steps[0]),
+                     "forward_ms": forward, "backward_ms": backward,
+                     "total_ms": forward + backward, "solver_steps": int(solution.num_steps[0]),
                      "converged": bool(solution.converged[0]), "graph_memory_mb": memory})
     return rows
 

@@ -34,6 +34,7 @@ from lightning_energy.linalg.banded import banded_damped_solve, dense_from_bands
 from lightning_energy.linalg.block_arrow import BlockArrowMatrix, block_arrow_damped_solve
 from lightning_energy.linalg.cg import conjugate_gradient
 from lightning_energy.linalg.dense import damped_cholesky_solve
+from lightning_energy.linalg.fallback import LinearSolveInfo
 
 
 class Curvature(Protocol):
@@ -103,7 +104,26 @@ class LinearSolver(ABC):
         return f"{type(self).__name__}()"
 
 
-class Cholesky(LinearSolver):
+def solve_stats(info: LinearSolveInfo) -> dict[str, Tensor]:
+    """The statistics a linear solver reports: mean damping, fallbacks and failures."""
+    return {"damping": info.damping.mean(), "fallbacks": info.retried.sum(),
+            "failed": info.failed.sum()}
+
+
+class RetryingSolver(LinearSolver):
+    """Base of the factorising solvers with the fallback of :mod:`~.fallback`.
+
+    Args:
+        max_retries: Damping increases tried after the float64 retry.
+    """
+
+    def __init__(self, max_retries: int = 8) -> None:
+        if max_retries < 0:
+            raise ValueError(f"Expected `max_retries` >= 0, got {max_retries}.")
+        self.max_retries = max_retries
+
+
+class Cholesky(RetryingSolver):
     """Dense batched Cholesky of H + λI; failed samples are retried in float64, then damped more.
 
     Args:
@@ -120,18 +140,12 @@ class Cholesky(LinearSolver):
         torch.Size([3, 2])
     """
 
-    def __init__(self, max_retries: int = 8) -> None:
-        if max_retries < 0:
-            raise ValueError(f"Expected `max_retries` >= 0, got {max_retries}.")
-        self.max_retries = max_retries
-
     def solve(self, curvature: Curvature, rhs: Tensor, damping: float | str,  # noqa: D102
               auto_margin: float = 1e-3) -> tuple[Tensor, dict[str, Tensor]]:
         hess = curvature.dense()
         lam = auto_damping(hess, auto_margin) if damping == "auto" else float(damping)
         v, info = damped_cholesky_solve(hess, rhs, lam, self.max_retries)
-        return v, {"damping": info.damping.mean(), "fallbacks": info.retried.sum(),
-                   "failed": info.failed.sum()}
+        return v, solve_stats(info)
 
 
 class ConjugateGradient(LinearSolver):
@@ -237,12 +251,11 @@ class Banded(LinearSolver):
                                             float(damping))
         else:
             v, info = banded_damped_solve(flat_bands, flat_rhs, float(damping))
-        stats = {"damping": info.damping.mean(), "fallbacks": info.retried.sum(),
-                 "failed": info.failed.sum()}
+        stats = solve_stats(info)
         return v.reshape(b, c, t).permute(0, 2, 1).reshape(rhs.shape), stats
 
 
-class BlockArrow(LinearSolver):
+class BlockArrow(RetryingSolver):
     """Solves block-arrow systems by block-tridiagonal Cholesky and a Schur complement.
 
     For energies whose Hessian couples each of T frames (p variables each) only with its
@@ -265,19 +278,13 @@ class BlockArrow(LinearSolver):
 
     supports_auto = False
 
-    def __init__(self, max_retries: int = 8) -> None:
-        if max_retries < 0:
-            raise ValueError(f"Expected `max_retries` >= 0, got {max_retries}.")
-        self.max_retries = max_retries
-
     def solve(self, curvature: Curvature, rhs: Tensor, damping: float | str,  # noqa: D102
               auto_margin: float = 1e-3) -> tuple[Tensor, dict[str, Tensor]]:
         if damping == "auto":
             raise ValueError("BlockArrow() takes a float `damping`, got 'auto'.")
         v, info = block_arrow_damped_solve(curvature.block_arrow(), rhs, float(damping),
                                            self.max_retries)
-        return v, {"damping": info.damping.mean(), "fallbacks": info.retried.sum(),
-                   "failed": info.failed.sum()}
+        return v, solve_stats(info)
 
 
 def auto_damping(hess: Tensor, margin: float) -> Tensor:

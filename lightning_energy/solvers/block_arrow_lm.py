@@ -111,20 +111,15 @@ class BlockArrowNewton(BlockArrowLevenbergMarquardt):
     damping grows until it does. Arguments as :class:`~lightning_energy.LevenbergMarquardt`.
 
     Example:
-        >>> import torch, lightning_energy as le
-        >>> from lightning_energy.energies.sequence import SequenceLeastSquaresEnergy
-        >>> class Track(SequenceLeastSquaresEnergy):
-        ...     frame_size = 1
-        ...     def frame_residuals(self, frames, shared, inputs):
-        ...         return frames - inputs.unsqueeze(-1)
-        ...     def pair_residuals(self, frames, shared, inputs):
-        ...         return frames[:, 1:] - frames[:, :-1]
-        >>> energy = Track(le.robust.Cauchy(0.5))
-        >>> data = torch.randn(2, 50, dtype=torch.float64)
-        >>> solution = le.BlockArrowNewton(tol=1e-9).solve(
-        ...     le.solvers.Problem(energy, data, (50,)), data.clone())
-        >>> bool(solution.converged.all())
-        True
+        As a sequence task's window solver, with the structured backward to match:
+
+        >>> import lightning_energy as le
+        >>> from lightning_energy.linalg import BlockArrow
+        >>> from lightning_energy.tasks import SequencePoseTask
+        >>> task = SequencePoseTask(solver=le.BlockArrowNewton(max_steps=50, tol=1e-4),
+        ...                         adjoint=le.ImplicitAdjoint(1e-2, linear_solver=BlockArrow()))
+        >>> task.layer.solver.curvature_kind
+        'exact_block_arrow'
     """
 
     requires_least_squares = False
