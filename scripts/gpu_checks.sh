@@ -27,4 +27,6 @@ run bench_adjoints_64k python -m lightning_energy bench adjoints --device cuda -
     --batch-size 65536 --reference-batch 0 --format json
 run bench_tracking python -m lightning_energy bench tracking --device cuda --format json
 run bench_scaling python -m lightning_energy bench scaling --device cuda --format json
+run bench_sequence python -m lightning_energy bench sequence --device cuda \
+    --frames 8 16 32 64 128 256 --dense-max 64 --format json
 echo "results in $OUT/"
