@@ -116,7 +116,7 @@ class ImplicitAdjoint(Adjoint):
         frozen = Problem(energy, inputs, shape, solver.dtype, detach=True)
         solution = solver.solve(frozen, x0)
         flat = solution.x.reshape(x0.shape[0], -1)
-        if solution.curvature_kind != self.hessian:
+        if not self._reuses(solution.curvature_kind):
             solution.curvature = None  # not the Hessian this adjoint uses: free it
         if self.newton_step:
             with torch.no_grad():
@@ -133,12 +133,19 @@ class ImplicitAdjoint(Adjoint):
         solution.x = flat.reshape(solution.x.shape)
         return solution
 
+    def _reuses(self, kind: str | None) -> bool:
+        """Whether a solver's final curvature of ``kind`` is the H this adjoint needs."""
+        if kind == "exact_block_arrow":  # packed blocks of the exact Hessian
+            return self.hessian == "exact" and isinstance(self.linear_solver, BlockArrow)
+        return kind == self.hessian
+
     def damped_solve(
         self, problem: Problem, x: Tensor, rhs: Tensor, hessian: Tensor | None = None
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """Solve (H + λI) v = rhs at ``x`` (B, n) for the configured Hessian and damping.
 
-        ``hessian`` (B, n, n), when given, is H at ``x`` (the solver's own final curvature).
+        ``hessian``, when given, is H at ``x`` (the solver's own final curvature): dense
+        (B, n, n), or block-arrow blocks packed as (B, K) for the ``BlockArrow`` solver.
         """
         curvature = ProblemHessian(problem, x, self.hessian, hessian)
         return self.linear_solver.solve(curvature, rhs, self.damping, self.auto_margin)
@@ -151,11 +158,15 @@ class ProblemHessian:
         problem: The energy bound to its inputs.
         x: Where H is taken.
         kind: ``"exact"`` or ``"gauss_newton"``.
-        dense: H at ``x`` when already known (B, n, n), else None.
+        known: H at ``x`` when already known: dense (B, n, n) or packed block-arrow blocks
+            (B, K); else None.
     """
 
-    def __init__(self, problem: Problem, x: Tensor, kind: str, dense: Tensor | None) -> None:
-        self.problem, self.x, self.kind, self._dense = problem, x, kind, dense
+    def __init__(self, problem: Problem, x: Tensor, kind: str, known: Tensor | None) -> None:
+        self.problem, self.x, self.kind = problem, x, kind
+        packed = known is not None and known.ndim == 2
+        self._dense = None if packed else known
+        self._packed = known if packed else None
 
     def dense(self) -> Tensor:  # noqa: D102
         if self._dense is None:
@@ -170,6 +181,10 @@ class ProblemHessian:
         return self.problem.call("hessian_bands", self.x, self.problem.inputs)
 
     def block_arrow(self) -> BlockArrowMatrix:  # noqa: D102
+        if self._packed is not None:
+            energy: Any = self.problem.energy
+            p, s = energy.frame_size, energy.shared_size
+            return BlockArrowMatrix.unpack(self._packed, (self.x.shape[1] - s) // p, p, s)
         return self.problem.call("hessian_block_arrow", self.x, self.problem.inputs)
 
 

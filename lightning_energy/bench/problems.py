@@ -85,9 +85,16 @@ class SequencePoseLikeEnergy(SequenceLeastSquaresEnergy):
     pairs: the joints' displacement between neighbouring frames, weighted; shared: a prior on
     the offsets. p = ``num_bases`` + 5 per frame; with the defaults p = 30, s = 51.
     ``inputs``: 2D points (B, T, C, J, 2).
+
+    Args:
+        joints: Joints J.
+        views: Views C.
+        num_bases: Basis coefficients per frame (p = ``num_bases`` + 5).
+        seed: Seed of the random shape model and cameras.
     """
 
-    def __init__(self, joints: int = 17, views: int = 4, num_bases: int = 25, seed: int = 0):
+    def __init__(self, joints: int = 17, views: int = 4, num_bases: int = 25,
+                 seed: int = 0) -> None:
         super().__init__(PseudoHuber(0.2, learnable=True))
         self.frame = PoseLikeEnergy(joints, views, num_bases, seed)
         self.frame.kernel = None  # the kernel is this energy's, over every residual

@@ -37,7 +37,7 @@ class PoseSequenceDataModule(PoseDataModule):
     as many for validation and test.
 
     The other arguments are :class:`PoseDataModule`'s; the strides must be multiples of
-    ``frame_stride``.
+    ``frame_stride``, and ``max_frames_per_subject`` (which picks frames apart) is refused.
 
     Args:
         window: Frames per window T.
@@ -80,10 +80,14 @@ class PoseSequenceDataModule(PoseDataModule):
         seed: int = 0,
         max_frames_per_subject: int | None = None,
     ) -> None:
+        if max_frames_per_subject is not None:
+            raise ValueError("PoseSequenceDataModule reads whole sequences (windows need "
+                             "consecutive frames); got `max_frames_per_subject`="
+                             f"{max_frames_per_subject}: limit the data with `actions` instead.")
         super().__init__(root, train_subjects, val_subjects, test_subjects, fold, subjects,
                          actions, frame_stride, val_frame_stride, test_frame_stride, batch_size,
                          num_workers, synthetic_frames, seed, max_frames_per_subject)
-        step = window // 2 if train_window_step is None else train_window_step
+        step = max(window // 2, 1) if train_window_step is None else train_window_step
         overlap = window // 4 if eval_overlap is None else eval_overlap
         if (window < 1 or step < 1 or not 0 <= overlap < window or synthetic_sequence_length < 1
                 or (val_sequences is not None and val_sequences < 1)):

@@ -246,6 +246,16 @@ class PoseBatch:
                 changes[field.name] = value.to(device=device, dtype=cast, non_blocking=non_blocking)
         return dataclasses.replace(self, **changes)
 
+    def select(self, mask: Tensor) -> PoseBatch:
+        """The frames where ``mask`` (B,) bool is True."""
+        keep = mask.nonzero().flatten()
+        changes: dict[str, Any] = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            changes[field.name] = (value[keep] if isinstance(value, Tensor)
+                                   else [value[i] for i in keep.tolist()])
+        return dataclasses.replace(self, **changes)
+
     @staticmethod
     def cat(batches: Sequence[PoseBatch]) -> PoseBatch:
         """Concatenate batches along the batch axis."""

@@ -50,10 +50,17 @@ class Window:
 
 
 def training_windows(runs: Sequence[np.ndarray], size: int, step: int) -> list[Window]:
-    """Windows of ``size`` frames every ``step`` frames of each run; each owns its real frames."""
+    """Windows of ``size`` frames every ``step`` frames of each run; each owns its real frames.
+
+    The last window of a run ends flush with it, so no frame is left out.
+    """
+    if not 1 <= step <= size:
+        raise ValueError(f"Expected 1 <= `step` <= window size {size}, got {step}.")
     windows = []
     for run in runs:
-        starts = range(0, max(len(run) - size, 0) + 1, step)
+        starts = list(range(0, max(len(run) - size, 0) + 1, step))
+        if starts[-1] + size < len(run):
+            starts.append(len(run) - size)
         for start in starts:
             indices, real = _pad(run[start : start + size], size)
             windows.append(Window(indices, real, real.copy()))

@@ -43,7 +43,9 @@ class SequencePoseInputs:
     Attributes:
         frames: The frames' :class:`PoseEnergyInputs`, every tensor shaped (B, T, …) (one
             component per frame in ``component`` (B, T, M)).
-        frame_weight: (B, T) weight of each frame's data term (0 for padding).
+        frame_weight: (B, T) 1 for a real frame, 0 for padding: a padded frame's detections are
+            left out (its reprojection rows are zeroed); its priors stay, so its variables
+            remain determined.
     """
 
     frames: PoseEnergyInputs
@@ -109,8 +111,10 @@ class SequencePoseEnergy(SequenceLeastSquaresEnergy):
         b, t, p = frames.shape
         r = self.frame.residuals(frames.reshape(b * t, p), inputs.flat_frames(),
                                  self.offsets(shared, t))
-        weight = inputs.frame_weight.to(frames.dtype).sqrt().reshape(b * t, 1)
-        return (weight * r).reshape(b, t, -1)
+        reprojection = self.frame.num_views * self.frame.num_joints * 2
+        real = inputs.frame_weight.to(frames.dtype).reshape(b * t, 1)
+        r = torch.cat([real * r[:, :reprojection], r[:, reprojection:]], 1)
+        return r.reshape(b, t, -1)
 
     def pair_residuals(self, frames: Tensor, shared: Tensor,  # noqa: D102
                        inputs: SequencePoseInputs) -> Tensor:
@@ -123,22 +127,21 @@ class SequencePoseEnergy(SequenceLeastSquaresEnergy):
     def shared_residuals(self, shared: Tensor, inputs: SequencePoseInputs) -> Tensor:  # noqa: D102
         return (0.5 * self.log_body_prior.to(shared.dtype)).exp() * 100.0 * shared
 
-    def _split_squared(self, squared: Tensor) -> tuple[Tensor, Tensor, Tensor, int]:
-        t = self._frames_of(squared)
+    def _split_squared(self, squared: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Frame rows (B·T, m_f), pair rows (B, (T − 1)·J, 3) and shared rows of (B, m)."""
         m_f = self.frame.num_views * self.frame.num_joints * 2 + self.frame.num_bases + 1
         m_q = 3 * self.frame.num_joints if self.use_smoothness else 0
-        sizes = [t * m_f, (t - 1) * m_q, squared.shape[1] - t * m_f - (t - 1) * m_q]
+        t, rest = divmod(squared.shape[1] - self.shared_size + m_q, m_f + m_q)
+        if rest or t < 1:
+            raise ValueError(f"Expected residuals of T·{m_f} + (T − 1)·{m_q} + "
+                             f"{self.shared_size} entries, got {squared.shape[1]}.")
+        sizes = [t * m_f, (t - 1) * m_q, self.shared_size]
         f, q, u = torch.split(squared, sizes, dim=1)
-        return f.reshape(-1, m_f), q.reshape(q.shape[0], -1, 3), u, t
-
-    def _frames_of(self, squared: Tensor) -> int:
-        m_f = self.frame.num_views * self.frame.num_joints * 2 + self.frame.num_bases + 1
-        m_q = 3 * self.frame.num_joints if self.use_smoothness else 0
-        return (squared.shape[1] - self.shared_size + m_q) // (m_f + m_q)
+        return f.reshape(-1, m_f), q.reshape(q.shape[0], -1, 3), u
 
     def rho(self, squared: Tensor) -> Tensor:
         """The frame energy's kernel on its rows, pseudo-Huber on each joint's displacement."""
-        f, q, u, _t = self._split_squared(squared)
+        f, q, u = self._split_squared(squared)
         joint = q.sum(-1, keepdim=True).expand_as(q)
         smooth = self.smoothness_kernel(joint) / 3  # spread over the joint's three rows
         return torch.cat([self.frame.rho(f).reshape(squared.shape[0], -1),
@@ -146,7 +149,7 @@ class SequencePoseEnergy(SequenceLeastSquaresEnergy):
 
     def weights(self, squared: Tensor) -> Tensor:
         """IRLS weights matching :meth:`rho` (ρ' of each joint's displacement on its rows)."""
-        f, q, u, _t = self._split_squared(squared)
+        f, q, u = self._split_squared(squared)
         joint = q.sum(-1, keepdim=True).expand_as(q)
         return torch.cat([self.frame.weights(f).reshape(squared.shape[0], -1),
                           self.smoothness_kernel.weight(joint).flatten(1), torch.ones_like(u)], 1)

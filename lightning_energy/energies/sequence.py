@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from lightning_energy.energies.base import LeastSquaresEnergy
+from lightning_energy.errors import ShapeError
 from lightning_energy.linalg.block_arrow import BlockArrowMatrix
 
 
@@ -92,8 +93,16 @@ class SequenceLeastSquaresEnergy(LeastSquaresEnergy):
 
     def _parts(self, x: Tensor, inputs: Any) -> tuple[Tensor, Tensor, Tensor]:
         frames, shared = self.split(x)
-        return (self.frame_residuals(frames, shared, inputs),
-                self.pair_residuals(frames, shared, inputs), self.shared_residuals(shared, inputs))
+        b, t = frames.shape[:2]
+        parts = (self.frame_residuals(frames, shared, inputs),
+                 self.pair_residuals(frames, shared, inputs), self.shared_residuals(shared, inputs))
+        for name, part, lead in zip(("frame_residuals", "pair_residuals", "shared_residuals"),
+                                    parts, ((b, t), (b, t - 1), (b,)), strict=True):
+            if part.ndim != len(lead) + 1 or tuple(part.shape[:-1]) != lead:
+                expected = ", ".join(str(d) for d in lead)
+                raise ShapeError(f"Expected {type(self).__name__}.{name} to return shape "
+                                 f"({expected}, m), got {tuple(part.shape)}.")
+        return parts
 
     def residuals(self, x: Tensor, inputs: Any) -> Tensor:
         """All residuals (B, T·m_f + (T − 1)·m_q + m_u), in the order of the class docstring."""
@@ -182,8 +191,9 @@ class SequenceLeastSquaresEnergy(LeastSquaresEnergy):
         by_colour = cols[: 3 * p, :, : t * p].reshape(3, p, b, t, p)  # (colour, k, B, row t, i)
         colour = torch.arange(t, device=x.device) % 3
         # Row t, colour of t: its own block D_t; colour of t − 1: the block L_{t−1} = A[t, t−1].
-        diagonal = by_colour[colour, :, :, torch.arange(t)].permute(2, 0, 3, 1)  # (B, T, i, k)
-        below = by_colour[colour[:-1], :, :, torch.arange(1, t)].permute(2, 0, 3, 1)
+        frames = torch.arange(t, device=x.device)
+        diagonal = by_colour[colour, :, :, frames].permute(2, 0, 3, 1)  # (B, T, i, k)
+        below = by_colour[colour[:-1], :, :, frames[1:]].permute(2, 0, 3, 1)
         shared_cols = cols[3 * p:]  # (s, B, n)
         border = shared_cols[:, :, : t * p].reshape(-1, b, t, p).permute(1, 2, 3, 0)
         corner = shared_cols[:, :, t * p:].permute(1, 2, 0)

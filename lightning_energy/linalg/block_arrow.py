@@ -53,6 +53,10 @@ class BlockArrowMatrix:
     corner: Tensor
 
     def __post_init__(self) -> None:
+        if self.diagonal.ndim != 4 or self.corner.ndim != 3:
+            raise ValueError(f"BlockArrowMatrix: expected `diagonal` (B, T, p, p) and `corner` "
+                             f"(B, s, s), got {tuple(self.diagonal.shape)} and "
+                             f"{tuple(self.corner.shape)}.")
         b, t, p, _ = self.diagonal.shape
         s = self.corner.shape[-1]
         expected = {"diagonal": (b, t, p, p), "lower": (b, max(t - 1, 0), p, p),

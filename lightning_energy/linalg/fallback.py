@@ -1,4 +1,4 @@
-"""The damped-solve fallback shared by every structured factorisation (dense, block-arrow).
+"""The damped-solve fallback of the batched factorisations (dense and block-arrow).
 
 A batched factorisation can fail silently in float32 on a near-singular matrix, so every solve
 reads its success flags and checks its residual. Policy of :func:`solve_with_fallback`:

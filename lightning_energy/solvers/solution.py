@@ -51,11 +51,13 @@ class Solution:
         diagnostics: Extra scalars filled in by the layer and the adjoint (masked-sample count,
             backward damping, linear-solve fallbacks). The adjoint writes into it during the
             backward pass, so read it after ``loss.backward()``.
-        curvature: The solver's last curvature matrices at ``x`` (B, n, n), handed to an implicit
-            adjoint using the same kind of Hessian so that the backward pass need not recompute
-            it (the adjoint keeps it with the autograd graph and clears this field); ``None`` for
+        curvature: The solver's last curvature at ``x``, handed to an implicit adjoint using the
+            same kind of Hessian so that the backward pass need not recompute it (the adjoint
+            keeps it with the autograd graph and clears this field): dense matrices (B, n, n),
+            or block-arrow blocks packed as (B, K) (``BlockArrowMatrix.pack``); ``None`` for
             matrix-free solvers.
-        curvature_kind: ``"exact"`` or ``"gauss_newton"`` for ``curvature``, else ``None``.
+        curvature_kind: ``"exact"``, ``"gauss_newton"``, ``"exact_block_arrow"`` or
+            ``"gauss_newton_block_arrow"`` for ``curvature``, else ``None``.
 
     Example:
         >>> import torch, lightning_energy as le

@@ -44,12 +44,23 @@ def test_covering_windows_predict_every_frame_exactly_once(length, size, overlap
 
 
 def test_training_windows_start_every_step_and_pad_short_runs():
-    windows = training_windows([np.arange(10), np.arange(20, 23)], size=4, step=3)
+    """Faulty variant: a fixed grid of starts that never trains on a run's last frames."""
+    windows = training_windows([np.arange(11), np.arange(20, 23)], size=4, step=3)
     starts = [int(w.indices[0]) for w in windows]
-    assert starts == [0, 3, 6, 20]
+    assert starts == [0, 3, 6, 7, 20]
     short = windows[-1]
     assert short.indices.tolist() == [20, 21, 22, 22]
     assert short.real.tolist() == [True, True, True, False]
+
+
+def test_overlaps_are_split_between_neighbouring_windows():
+    """Faulty variant: the earlier (or the later) window owning the whole overlap."""
+    windows = covering_windows([np.arange(14)], size=6, overlap=2)  # starts 0, 4, 8
+    assert [int(w.indices[0]) for w in windows] == [0, 4, 8]
+    # frames 4, 5 are shared by the first two: 4 is deeper in the first, 5 in the second
+    assert windows[0].owned.tolist() == [True] * 5 + [False]
+    assert windows[1].owned.tolist() == [False] + [True] * 4 + [False]
+    assert windows[2].owned.tolist() == [False] + [True] * 5
 
 
 def test_scored_frames_are_owned_real_frames_on_the_stride():

@@ -15,7 +15,7 @@ CPU_DEBUG = str(REPO / "recipes" / "trainer" / "cpu_debug.yaml")
 # Real-data recipes run on a slice of their data: the recipe test checks wiring, not accuracy.
 TINY = {
     "h36m_multiview.yaml": ["--data.init_args.max_frames_per_subject", "32"],
-    "h36m_sequence.yaml": ["--data.init_args.max_frames_per_subject", "8",
+    "h36m_sequence.yaml": ["--data.init_args.actions", "[Walking]",
                            "--data.init_args.window", "2", "--data.init_args.eval_overlap", "0",
                            "--data.init_args.train_window_step", "1",
                            "--model.init_args.energy.init_args.num_bases", "4",

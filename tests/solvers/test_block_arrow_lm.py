@@ -119,3 +119,29 @@ def test_energies_without_the_structure_are_refused_with_a_clear_error():
                        le.ImplicitAdjoint(1e-2, linear_solver=BlockArrow()))
     with pytest.raises(ValueError, match="float `damping`"):
         le.ImplicitAdjoint("auto", linear_solver=BlockArrow())
+
+
+def test_newtons_final_hessian_is_reused_by_the_structured_backward(monkeypatch):
+    """Faulty variant: the packed Hessian dropped and rebuilt (3p + s more products)."""
+    energy, inputs = track(6, 2)
+    solver = le.BlockArrowNewton(tol=1e-11, max_steps=100)
+    adjoint = le.ImplicitAdjoint(1e-2, linear_solver=BlockArrow())
+    reference = layer_gradients(adjoint, energy, inputs, le.BlockArrowLevenbergMarquardt(
+        tol=1e-11, max_steps=200))
+    calls = []
+    original = type(energy).hessian_block_arrow
+
+    def counted(self, x, inputs):
+        calls.append(x.shape)
+        return original(self, x, inputs)
+
+    monkeypatch.setattr(type(energy), "hessian_block_arrow", counted)
+    inputs_leaf = inputs.clone().requires_grad_(True)
+    x = le.argmin(energy, inputs_leaf, solver=solver, adjoint=adjoint).x
+    during_solve = len(calls)
+    weights = torch.linspace(-1, 1, x.shape[1], dtype=F64)
+    loss = (weights * x).sum() + (x**2).sum()
+    grads = torch.autograd.grad(loss, [*energy.parameters(), inputs_leaf])
+    assert len(calls) == during_solve  # the backward used the solver's own Hessian
+    for got, want in zip(grads, reference, strict=True):
+        assert (got - want).abs().max() <= 1e-8 * (1 + want.abs().max())

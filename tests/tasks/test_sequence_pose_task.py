@@ -8,6 +8,7 @@ import lightning_energy as le
 from lightning_energy.datamodules import PoseSequenceDataModule
 from lightning_energy.energies.pose import MultiViewPoseEnergy
 from lightning_energy.linalg import BlockArrow
+from lightning_energy.metrics.functional import mpjpe
 from lightning_energy.tasks import SequencePoseTask
 
 F64 = torch.float64
@@ -61,18 +62,23 @@ def test_loss_gradient_matches_finite_differences():
 
 
 def test_only_scored_frames_count():
-    """Faulty variant: padded or unowned frames in the loss (padding is a copy of a real frame)."""
+    """Faulty variant: padded or unowned frames in the loss (``real`` instead of ``scored``)."""
     task = tiny_task()
-    batch = window_batch()
+    dm = PoseSequenceDataModule(window=4, eval_overlap=2, batch_size=8, synthetic_frames=40,
+                                synthetic_sequence_length=3, test_frame_stride=2)
+    dm.setup("test")
+    batch = next(iter(dm.test_dataloader())).to(dtype=F64)
+    assert bool((batch.real & ~batch.scored).any())  # frames off the stride
+    assert not bool(batch.real.all())  # 3-frame sequences padded to 4-frame windows
     solution = task(batch)
-    full = task.loss(solution, batch)
-    batch.scored[0] = False
-    fewer = task.loss(solution, batch)
-    assert float(full.detach()) != float(fewer.detach())
-    keep = batch.scored.flatten()
+    keep = batch.scored.flatten() & solution.converged
+    expected = mpjpe(solution.x[keep], batch.frames.joints3d[keep])
+    assert torch.allclose(task.loss(solution, batch), expected)
     pred, target = task.metric_inputs(solution, batch)
-    assert pred.shape[0] == int(keep.sum()) == target.shape[0]
-    assert task.batch_size(batch) == int(keep.sum())
+    assert pred.shape[0] == int(batch.scored.sum()) == target.shape[0]
+    assert task.batch_size(batch) == int(batch.scored.sum())
+    errors = task.baseline_errors(solution, batch)
+    assert errors["energy"].shape[0] == int(batch.scored.sum())
 
 
 def test_separate_shape_rate_keeps_every_sequence_parameter():
