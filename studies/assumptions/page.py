@@ -19,6 +19,12 @@ def sci(value: float) -> str:
     return f"{value:.1e}" if abs(value) < 1e-2 else f"{value:.2g}"
 
 
+def _range(values: list[float]) -> str:
+    """"a–b" over seeds (one value when there is one seed)."""
+    low, high = sci(min(values)), sci(max(values))
+    return low if low == high else f"{low}–{high}"
+
+
 def _at(values: list[Any], keys: list[Any], key: Any) -> Any:
     return values[keys.index(key)]
 
@@ -61,12 +67,14 @@ def _fidelity(reg: dict[str, Any], kde: dict[str, Any]) -> dict[str, str]:
            "mu_max_median": f"{fid['mu_max_median']:.3g}",
            "auto_lambda": sci(1e-3 * fid["mu_max_median"]),
            "gn_cos": pct(gn["share_cos_99"]), "gn_rel": sci(gn["median_rel_error"]),
-           "gn_rel_lo": sci(gn["by_kappa"]["1-100"]["median_rel_error"])}
+           "gn_rel_lo": sci(gn["by_kappa"]["1-100"]["median_rel_error"]),
+           "gn_rel_seeds": _range(gn["per_seed_median_rel_error"])}
     for label, key in (("0", "0.0"), ("4", "0.0001"), ("3", "0.001"), ("2", "0.01"),
                        ("1", "0.1"), ("one", "1.0"), ("auto", "auto")):
         row = fid[f"exact/{key}"]
         out[f"cos_{label}"] = pct(row["share_cos_99"])
         out[f"rel_{label}"] = sci(row["median_rel_error"])
+        out[f"rel_{label}_seeds"] = _range(row["per_seed_median_rel_error"])
         out[f"kde_rel_{label}"] = sci(kfid[f"exact/{key}"]["median_rel_error"])
         for name, bin_key in (("lo", "1-100"), ("hi", "1000-inf")):
             out[f"rel_{label}_{name}"] = sci(row["by_kappa"][bin_key]["median_rel_error"])

@@ -42,7 +42,8 @@ def fidelity_numbers(seeds: list[dict[str, Any]], part: str) -> dict[str, Any]:
                                       "median_rel_error": _median(rel[inside]),
                                       "share_cos_99": _mean(cos[inside] >= 0.99)}
         out[config] = {"share_cos_99": _mean(cos >= 0.99), "median_cosine": _median(cos),
-                       "median_rel_error": _median(rel), "by_kappa": bins}
+                       "median_rel_error": _median(rel), "by_kappa": bins,
+                       "per_seed_median_rel_error": _per_seed(seeds, part, config)}
     well = valid & (kappa < WELL_CONDITIONED)
     rel0 = torch.cat([s[part]["exact/0.0"]["rel_error"] for s in seeds])
     out["sanity"] = {"count": int(well.sum()), "max_rel_error": float(rel0[well].max())}
@@ -104,6 +105,11 @@ def summarise(results: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
         if "truncation" in seeds[0]:
             out[toy]["truncation"] = truncation_numbers(seeds)
     return out
+
+
+def _per_seed(seeds: list[dict[str, Any]], part: str, config: str) -> list[float]:
+    """Each seed's median relative error over its valid samples: the spread behind a pool."""
+    return [_median(s[part][config]["rel_error"][s[part]["valid"]]) for s in seeds]
 
 
 def _median(values: torch.Tensor) -> float:
