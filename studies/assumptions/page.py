@@ -1,0 +1,130 @@
+"""``docs/study/index.md`` from ``page.md`` and the numbers: the page quotes nothing else."""
+
+from __future__ import annotations
+
+import string
+from pathlib import Path
+from typing import Any
+
+TEMPLATE = Path(__file__).with_name("page.md")
+
+
+def pct(share: float) -> str:
+    """A share as a percentage with one decimal."""
+    return f"{100 * share:.1f}%"
+
+
+def sci(value: float) -> str:
+    """Two significant digits, scientific below 0.01."""
+    return f"{value:.1e}" if abs(value) < 1e-2 else f"{value:.2g}"
+
+
+def _range(values: list[float]) -> str:
+    """"a–b" over seeds (one value when there is one seed)."""
+    low, high = sci(min(values)), sci(max(values))
+    return low if low == high else f"{low}–{high}"
+
+
+def _at(values: list[Any], keys: list[Any], key: Any) -> Any:
+    return values[keys.index(key)]
+
+
+def fields(numbers: dict[str, Any], config: dict[str, Any]) -> dict[str, str]:
+    """Every ``${name}`` of the template, formatted."""
+    reg, kde = numbers["regression"], numbers["kde"]
+    return {"seeds": str(reg["seeds"]), "steps": str(config["steps"]),
+            "run_seconds": config["run_seconds"], **_convexity(reg, kde),
+            **_fidelity(reg, kde), **_drift(reg, kde, config),
+            **_truncation(reg["truncation"])}
+
+
+def _convexity(reg: dict[str, Any], kde: dict[str, Any]) -> dict[str, str]:
+    conv, kconv = reg["convexity"], kde["convexity"]
+    return {
+        "reg_notpd_init": pct(conv["init"]["not_pd_share"]),
+        "reg_notpd_trained": pct(conv["trained"]["not_pd_share"]),
+        "reg_notpd_conv": str(conv["init"]["not_pd_converged"]),
+        "reg_notpd_unconv": str(conv["init"]["not_pd_unconverged"]),
+        "reg_unconv_init": pct(conv["init"]["unconverged_share"]),
+        "kde_notpd_init": pct(kconv["init"]["not_pd_share"]),
+        "kde_notpd_trained": pct(kconv["trained"]["not_pd_share"]),
+        "reg_masked": pct(conv["training"]["masked_share"]),
+        "reg_fallback": pct(conv["training"]["fallback_share"]),
+        "reg_train_solves": str(conv["training"]["solves"]),
+        "kde_masked": pct(kconv["training"]["masked_share"]),
+    }
+
+
+def _fidelity(reg: dict[str, Any], kde: dict[str, Any]) -> dict[str, str]:
+    fid, fid_t, kfid = reg["fidelity_init"], reg["fidelity_trained"], kde["fidelity_init"]
+    gn = fid["gauss_newton/0.0"]
+    out = {"samples": str(fid["samples"]), "valid": str(fid["valid"]),
+           "kde_samples": str(kfid["samples"]), "sanity_count": str(fid["sanity"]["count"]),
+           "sanity_max": sci(fid["sanity"]["max_rel_error"]),
+           "kde_sanity": sci(kfid["exact/0.0"]["median_rel_error"]),
+           "kappa_median": f"{fid['kappa_median']:.0f}",
+           "largest_share": pct(fid["largest_component_share"]),
+           "mu_max_median": f"{fid['mu_max_median']:.3g}",
+           "auto_lambda": sci(1e-3 * fid["mu_max_median"]),
+           "gn_cos": pct(gn["share_cos_99"]), "gn_rel": sci(gn["median_rel_error"]),
+           "gn_rel_lo": sci(gn["by_kappa"]["1-100"]["median_rel_error"]),
+           "gn_rel_seeds": _range(gn["per_seed_median_rel_error"])}
+    for label, key in (("0", "0.0"), ("4", "0.0001"), ("3", "0.001"), ("2", "0.01"),
+                       ("1", "0.1"), ("one", "1.0"), ("auto", "auto")):
+        row = fid[f"exact/{key}"]
+        out[f"cos_{label}"] = pct(row["share_cos_99"])
+        out[f"rel_{label}"] = sci(row["median_rel_error"])
+        out[f"rel_{label}_seeds"] = _range(row["per_seed_median_rel_error"])
+        out[f"kde_rel_{label}"] = sci(kfid[f"exact/{key}"]["median_rel_error"])
+        for name, bin_key in (("lo", "1-100"), ("hi", "1000-inf")):
+            out[f"rel_{label}_{name}"] = sci(row["by_kappa"][bin_key]["median_rel_error"])
+            out[f"cos_{label}_{name}"] = pct(row["by_kappa"][bin_key]["share_cos_99"])
+        out[f"cos_{label}_trained"] = pct(fid_t[f"exact/{key}"]["share_cos_99"])
+        out[f"rel_{label}_trained"] = sci(fid_t[f"exact/{key}"]["median_rel_error"])
+    return out
+
+
+def _drift(reg: dict[str, Any], kde: dict[str, Any], config: dict[str, Any]) -> dict[str, str]:
+    drift, kdrift, size = reg["drift"], kde["drift"], config["drift_size"]
+    errors, sizes = drift["median_rel_error"], drift["sizes"]
+    out = {"drift_size": f"{size:g}", "adam_step": f"{config['adam_step']:.2f}",
+           "jump_max": pct(max(drift["max_jump_share"])),
+           "size_small": f"{sizes[0]:g}", "size_big": f"{sizes[-1]:g}",
+           "kd0_step": sci(_at(kdrift["median_rel_error"]["λ = 0"], kdrift["sizes"], size)),
+           "kd2_small": sci(kdrift["median_rel_error"]["λ = 1e-2"][0])}
+    for name, key in (("d0", "λ = 0"), ("d2", "λ = 1e-2"), ("dauto", "λ = auto"),
+                      ("dgn", "Gauss–Newton, λ = 0")):
+        out[f"{name}_small"] = sci(errors[key][0])
+        out[f"{name}_step"] = sci(_at(errors[key], sizes, size))
+        out[f"{name}_big"] = sci(errors[key][-1])
+    return out
+
+
+def _truncation(trunc: dict[str, Any]) -> dict[str, str]:
+    steps, tols = trunc["steps"], trunc["tol"]
+    budgets = steps["value"]
+    full = [b for b, c in zip(budgets, steps["unrolled"], strict=True) if c >= 0.99]
+    # The second budget: cut short, yet more than a single step.
+    small = budgets[1] if len(budgets) > 1 else budgets[0]
+    return {
+        "unrolled_99": str(full[0]) if full else "none of the budgets",
+        "budget_small": str(small), "budget_first": str(budgets[0]),
+        "trunc_imp_small": f"{_at(steps['implicit'], budgets, small):.2f}",
+        "trunc_unr_small": f"{_at(steps['unrolled'], budgets, small):.2f}",
+        "trunc_xerr_small": sci(_at(steps["x_error"], budgets, small)),
+        "trunc_xerr_first": sci(steps["x_error"][0]),
+        "trunc_imp_rel_small": sci(_at(steps["implicit_rel"], budgets, small)),
+        "trunc_unr_rel_small": sci(_at(steps["unrolled_rel"], budgets, small)),
+        "trunc_conv_small": pct(1 - _at(steps["unconverged"], budgets, small)),
+        "tol_loose": f"{tols['value'][0]:g}",
+        "tol_imp": f"{tols['implicit'][0]:.3f}", "tol_unr": f"{tols['unrolled'][0]:.3f}",
+        "tol_xerr": sci(tols["x_error"][0]),
+        "tol_imp_rel": sci(tols["implicit_rel"][0]),
+        "tol_unr_rel": sci(tols["unrolled_rel"][0]),
+    }
+
+
+def write(numbers: dict[str, Any], config: dict[str, Any], out: Path) -> None:
+    """Fill the template; a field it names that :func:`fields` lacks raises ``KeyError``."""
+    text = string.Template(TEMPLATE.read_text()).substitute(fields(numbers, config))
+    (out / "index.md").write_text(text)
