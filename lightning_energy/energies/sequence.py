@@ -124,6 +124,29 @@ class SequenceLeastSquaresEnergy(LeastSquaresEnergy):
         tangents[colours * p:, t * p:] = torch.eye(s, dtype=x.dtype, device=x.device)
         return tangents[:, None].expand(-1, x.shape[0], -1)
 
+    def _columns(self, x: Tensor, inputs: Any) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...]]:
+        """Residual parts (r_f, r_q, r_u) and their products with the 2p + s coloured tangents.
+
+        The products are stacked as (2p + s, B, …) per residual kind.
+        """
+        def parts(z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+            return self._parts(z, inputs)
+
+        def column(tangent: Tensor) -> tuple[Tensor, ...]:
+            return torch.func.jvp(parts, (x,), (tangent,))[1]
+
+        return parts(x), torch.func.vmap(column)(self._tangents(x, 2))
+
+    def _blocks(self, d_f: Tensor, d_q: Tensor, d_u: Tensor) -> tuple[Tensor, ...]:
+        """Jacobian blocks from coloured columns (see :meth:`jacobian_blocks`)."""
+        p, t = self.frame_size, d_f.shape[2]
+        j_f = (d_f[:p] + d_f[p : 2 * p]).permute(1, 2, 3, 0)
+        even = (torch.arange(t - 1, device=d_f.device) % 2 == 0)[None, :, None, None]
+        one, other = d_q[:p].permute(1, 2, 3, 0), d_q[p : 2 * p].permute(1, 2, 3, 0)
+        first, second = torch.where(even, one, other), torch.where(even, other, one)
+        return (j_f, d_f[2 * p:].permute(1, 2, 3, 0), first, second,
+                d_q[2 * p:].permute(1, 2, 3, 0), d_u[2 * p:].permute(1, 2, 0))
+
     def jacobian_blocks(
         self, x: Tensor, inputs: Any
     ) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...]]:
@@ -135,41 +158,40 @@ class SequenceLeastSquaresEnergy(LeastSquaresEnergy):
             J_qs (B, T−1, m_q, s), J_u (B, m_u, s))`` with J_a, J_b the pair rows' derivatives
             in their first and second frame.
         """
-        p = self.frame_size
+        residuals, columns = self._columns(x, inputs)
+        return residuals, self._blocks(*columns)
 
-        def parts(z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-            return self._parts(z, inputs)
+    def gauss_newton_block_arrow(
+        self, x: Tensor, inputs: Any, kernel_curvature: bool = False
+    ) -> tuple[Tensor, Tensor, BlockArrowMatrix]:
+        """Energies (B,), gradients (B, n) and Gauss–Newton matrices JᵀMJ at flat ``x``.
 
-        def column(tangent: Tensor) -> tuple[Tensor, ...]:
-            return torch.func.jvp(parts, (x,), (tangent,))[1]
-
-        residuals = parts(x)
-        d_f, d_q, d_u = torch.func.vmap(column)(self._tangents(x, 2))  # (2p + s, B, …)
-        t = d_f.shape[2]
-        j_f = (d_f[:p] + d_f[p : 2 * p]).permute(1, 2, 3, 0)
-        even = (torch.arange(t - 1, device=x.device) % 2 == 0)[None, :, None, None]
-        first = torch.where(even, d_q[:p].permute(1, 2, 3, 0), d_q[p : 2 * p].permute(1, 2, 3, 0))
-        second = torch.where(even, d_q[p : 2 * p].permute(1, 2, 3, 0), d_q[:p].permute(1, 2, 3, 0))
-        shared = (d_f[2 * p:].permute(1, 2, 3, 0), d_q[2 * p:].permute(1, 2, 3, 0),
-                  d_u[2 * p:].permute(1, 2, 0))
-        return residuals, (j_f, shared[0], first, second, shared[1], shared[2])
-
-    def gauss_newton_block_arrow(self, x: Tensor, inputs: Any) -> tuple[Tensor, Tensor,
-                                                                         BlockArrowMatrix]:
-        """Energies (B,), gradients (B, n) and the Gauss–Newton matrices JᵀWJ at flat ``x``.
-
-        W = ρ'(r²), the kernel's IRLS weights, as in
-        :meth:`~lightning_energy.solvers.problem.Problem.gauss_newton`.
+        M = W = ρ'(r²), the kernel's IRLS weights (as
+        :meth:`~lightning_energy.solvers.problem.Problem.gauss_newton`), or with
+        ``kernel_curvature`` the full second derivative of ½Σρ(r²) in r: the robust kernels'
+        curvature kept (ρ' + 2r²ρ'' per residual, coupled within a kernel's group), only the
+        residuals' own second derivatives dropped. That matrix may be indefinite where a kernel
+        redescends; it is much nearer the exact Hessian where residuals sit in a kernel's tail.
         """
-        (r_f, r_q, r_u), (j_f, j_fs, j_a, j_b, j_qs, j_u) = self.jacobian_blocks(x, inputs)
-        squared = torch.cat([r.flatten(1) for r in (r_f, r_q, r_u)], 1) ** 2
-        value = 0.5 * self.rho(squared).sum(-1)
-        w = self.weights(squared)
+        (r_f, r_q, r_u), (d_f, d_q, d_u) = self._columns(x, inputs)
+        shapes = [part.shape for part in (r_f, r_q, r_u)]
         sizes = [r_f[0].numel(), r_q[0].numel(), r_u[0].numel()]
-        w_f, w_q, w_u = (part.reshape(r.shape) for part, r in
-                         zip(torch.split(w, sizes, 1), (r_f, r_q, r_u), strict=True))
-        return value, *_assemble(r_f * w_f, r_q * w_q, r_u * w_u, w_f, w_q, w_u,
-                                 (j_f, j_fs, j_a, j_b, j_qs, j_u))
+        r = torch.cat([part.flatten(1) for part in (r_f, r_q, r_u)], 1)
+        value = 0.5 * self.rho(r**2).sum(-1)
+
+        def slope(rr: Tensor) -> Tensor:  # ∂(½Σρ(r²))/∂r = ρ'(r²) r
+            return self.weights(rr**2) * rr
+
+        columns = torch.cat([d.flatten(2) for d in (d_f, d_q, d_u)], 2)  # (2p + s, B, m)
+        if kernel_curvature:
+            weighted = torch.func.vmap(lambda c: torch.func.jvp(slope, (r,), (c,))[1])(columns)
+        else:
+            weighted = self.weights(r**2) * columns
+        parts = [w.reshape(d.shape) for w, d in zip(torch.split(weighted, sizes, 2),
+                                                     (d_f, d_q, d_u), strict=True)]
+        g_f, g_q, g_u = (g.reshape(shape) for g, shape in
+                         zip(torch.split(slope(r), sizes, 1), shapes, strict=True))
+        return value, *_assemble(g_f, g_q, g_u, self._blocks(d_f, d_q, d_u), self._blocks(*parts))
 
     def hessian_block_arrow(self, x: Tensor, inputs: Any) -> BlockArrowMatrix:
         """The exact Hessian ∇²ₓE at flat ``x`` (B, n) as a block-arrow matrix.
@@ -201,13 +223,14 @@ class SequenceLeastSquaresEnergy(LeastSquaresEnergy):
         return BlockArrowMatrix(diagonal, below, border, 0.5 * (corner + corner.transpose(-1, -2)))
 
 
-def _assemble(g_f: Tensor, g_q: Tensor, g_u: Tensor, w_f: Tensor, w_q: Tensor, w_u: Tensor,
-              jac: tuple[Tensor, ...]) -> tuple[Tensor, BlockArrowMatrix]:
-    """Gradient Jᵀ(W r) (B, n) and JᵀWJ (block-arrow) from the Jacobian blocks.
+def _assemble(g_f: Tensor, g_q: Tensor, g_u: Tensor, jac: tuple[Tensor, ...],
+              weighted: tuple[Tensor, ...]) -> tuple[Tensor, BlockArrowMatrix]:
+    """Gradient Jᵀg (B, n) and JᵀMJ (block-arrow) from the blocks of J and of MJ.
 
-    ``g_*`` are the weighted residuals W r of each kind, ``w_*`` the weights.
+    ``g_*`` are ∂(½Σρ)/∂r of each residual kind; ``weighted`` the blocks of MJ.
     """
     j_f, j_fs, j_a, j_b, j_qs, j_u = jac
+    m_f, m_fs, m_a, m_b, m_qs, m_u = weighted
     grad_frames = torch.einsum("btmp,btm->btp", j_f, g_f)
     pad = torch.zeros_like(grad_frames[:, :1])
     grad_frames = grad_frames + torch.cat([torch.einsum("btmp,btm->btp", j_a, g_q), pad], 1)
@@ -216,18 +239,21 @@ def _assemble(g_f: Tensor, g_q: Tensor, g_u: Tensor, w_f: Tensor, w_q: Tensor, w
                    + torch.einsum("bms,bm->bs", j_u, g_u))
     grad = torch.cat([grad_frames.flatten(1), grad_shared], 1)
 
-    def gram(left: Tensor, w: Tensor, right: Tensor) -> Tensor:
-        return torch.einsum("...mi,...m,...mj->...ij", left, w, right)
+    def gram(left: Tensor, right: Tensor) -> Tensor:
+        return torch.einsum("...mi,...mj->...ij", left, right)
 
-    pad2 = torch.zeros_like(j_f[:, :1, :1, :1]).expand(-1, 1, j_f.shape[-1], j_f.shape[-1])
-    diagonal = gram(j_f, w_f, j_f)
-    diagonal = diagonal + torch.cat([gram(j_a, w_q, j_a), pad2], 1)
-    diagonal = diagonal + torch.cat([pad2, gram(j_b, w_q, j_b)], 1)
-    lower = gram(j_b, w_q, j_a)
-    pad_s = torch.zeros_like(j_f[:, :1, :1, :1]).expand(-1, 1, j_f.shape[-1], j_fs.shape[-1])
-    border = gram(j_f, w_f, j_fs)
-    border = border + torch.cat([gram(j_a, w_q, j_qs), pad_s], 1)
-    border = border + torch.cat([pad_s, gram(j_b, w_q, j_qs)], 1)
-    corner = (gram(j_fs, w_f, j_fs).sum(1) + gram(j_qs, w_q, j_qs).sum(1)
-              + gram(j_u, w_u, j_u))
+    p, s = j_f.shape[-1], j_fs.shape[-1]
+    pad2 = torch.zeros_like(j_f[:, :1, :1, :1]).expand(-1, 1, p, p)
+    diagonal = gram(j_f, m_f)
+    diagonal = diagonal + torch.cat([gram(j_a, m_a), pad2], 1)
+    diagonal = diagonal + torch.cat([pad2, gram(j_b, m_b)], 1)
+    lower = gram(j_b, m_a)
+    pad_s = torch.zeros_like(j_f[:, :1, :1, :1]).expand(-1, 1, p, s)
+    border = gram(j_f, m_fs)
+    border = border + torch.cat([gram(j_a, m_qs), pad_s], 1)
+    border = border + torch.cat([pad_s, gram(j_b, m_qs)], 1)
+    corner = gram(j_fs, m_fs).sum(1) + gram(j_qs, m_qs).sum(1) + gram(j_u, m_u)
+    # M is symmetric, so these are too up to rounding: symmetrise for the Cholesky factorisations.
+    diagonal = 0.5 * (diagonal + diagonal.transpose(-1, -2))
+    corner = 0.5 * (corner + corner.transpose(-1, -2))
     return grad, BlockArrowMatrix(diagonal, lower, border, corner)

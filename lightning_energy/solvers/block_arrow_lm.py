@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from typing import Any, Protocol, runtime_checkable
 
+import torch
 from torch import Tensor
 
 from lightning_energy.errors import IncompatibleSolverError
@@ -29,9 +30,12 @@ class BlockArrowEnergy(Protocol):
     frame_size: int
     shared_size: int
 
-    def gauss_newton_block_arrow(self, x: Tensor, inputs: Any) -> tuple[Tensor, Tensor,
-                                                                         BlockArrowMatrix]:
-        """Energies (B,), gradients (B, n) and Gauss–Newton matrices at flat ``x`` (B, n)."""
+    def gauss_newton_block_arrow(self, x: Tensor, inputs: Any, kernel_curvature: bool = False
+                                 ) -> tuple[Tensor, Tensor, BlockArrowMatrix]:
+        """Energies (B,), gradients (B, n) and Gauss–Newton matrices at flat ``x`` (B, n).
+
+        ``kernel_curvature`` keeps the robust kernels' curvature in the matrices.
+        """
         ...
 
     def hessian_block_arrow(self, x: Tensor, inputs: Any) -> BlockArrowMatrix:
@@ -39,44 +43,21 @@ class BlockArrowEnergy(Protocol):
         ...
 
 
-class BlockArrowLevenbergMarquardt(DenseTrustRegion):
-    """Levenberg–Marquardt whose steps are block-arrow solves (see the module docstring).
+class BlockArrowTrustRegion(DenseTrustRegion):
+    """Trust-region steps on a block-arrow curvature, packed (B, K) in the solver's state.
 
-    For energies implementing :class:`BlockArrowEnergy` (every
-    :class:`~lightning_energy.energies.sequence.SequenceLeastSquaresEnergy`). Pair it with
-    ``ImplicitAdjoint(linear_solver=BlockArrow())`` so the backward pass is structured too.
-    Arguments as :class:`~lightning_energy.LevenbergMarquardt`.
-
-    Example:
-        >>> import torch, lightning_energy as le
-        >>> from lightning_energy.energies.sequence import SequenceLeastSquaresEnergy
-        >>> class Track(SequenceLeastSquaresEnergy):
-        ...     frame_size = 1
-        ...     def frame_residuals(self, frames, shared, inputs):
-        ...         return frames - inputs.unsqueeze(-1)
-        ...     def pair_residuals(self, frames, shared, inputs):
-        ...         return 3 * (frames[:, 1:] - frames[:, :-1])
-        >>> data = torch.randn(2, 100, dtype=torch.float64)
-        >>> solution = le.BlockArrowLevenbergMarquardt(tol=1e-9).solve(
-        ...     le.solvers.Problem(Track(), data, (100,)), torch.zeros(2, 100, dtype=torch.float64))
-        >>> bool(solution.converged.all())
-        True
+    The base of :class:`BlockArrowLevenbergMarquardt` and :class:`BlockArrowNewton`: each damped
+    step is a block-tridiagonal Cholesky with a Schur complement on the shared variables
+    (:class:`~lightning_energy.linalg.BlockArrowMatrix`); subclasses say which curvature
+    (:meth:`evaluate`). Arguments as :class:`~lightning_energy.LevenbergMarquardt`.
     """
-
-    requires_least_squares = True
-    curvature_kind = "gauss_newton_block_arrow"
 
     def check(self, energy: Any) -> None:  # noqa: D102
         if not isinstance(energy, BlockArrowEnergy):
             raise IncompatibleSolverError(
-                f"BlockArrowLevenbergMarquardt needs an energy with gauss_newton_block_arrow(x, "
+                f"{type(self).__name__} needs an energy with gauss_newton_block_arrow(x, "
                 f"inputs), hessian_block_arrow(x, inputs), frame_size and shared_size (a "
                 f"SequenceLeastSquaresEnergy), got {type(energy).__name__}.")
-
-    def evaluate(self, problem: Problem, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Energies (B,), gradients (B, n) and the packed Gauss–Newton matrices (B, K)."""
-        value, grad, matrix = problem.call("gauss_newton_block_arrow", x, problem.inputs)
-        return value, grad, matrix.pack()
 
     def _matrix(self, problem: Problem, packed: Tensor, n: int) -> BlockArrowMatrix:
         energy: Any = problem.energy
@@ -99,7 +80,56 @@ class BlockArrowLevenbergMarquardt(DenseTrustRegion):
         return frames.maximum(matrix.corner.diagonal(dim1=-2, dim2=-1).abs().amax(-1))
 
 
-class BlockArrowNewton(BlockArrowLevenbergMarquardt):
+class BlockArrowLevenbergMarquardt(BlockArrowTrustRegion):
+    """Levenberg–Marquardt whose steps are block-arrow solves (see the module docstring).
+
+    For energies implementing :class:`BlockArrowEnergy` (every
+    :class:`~lightning_energy.energies.sequence.SequenceLeastSquaresEnergy`). Pair it with
+    ``ImplicitAdjoint(linear_solver=BlockArrow())`` so the backward pass is structured too.
+
+    With ``kernel_curvature`` the curvature keeps the robust kernels' second derivatives
+    (ρ' + 2r²ρ'' on each residual, coupled within a kernel's group) and drops only the
+    residuals' own curvature (the "robustified" Gauss–Newton of bundle adjustment). Where many
+    residuals sit in a kernel's tail, plain Gauss–Newton converges only linearly: on 16-frame
+    Human3.6M windows with robust smoothness it needed 41–150 steps for ‖∇ₓE‖ ≤ 1e-4, the kernel
+    curvature 17–32, and 1.9× less time than :class:`BlockArrowNewton` (14–26 steps, each
+    building the exact Hessian from 3p + s Hessian-vector products instead of 2p + s
+    Jacobian-vector products), reaching the same minima. Other arguments as
+    :class:`~lightning_energy.LevenbergMarquardt`.
+
+    Example:
+        >>> import torch, lightning_energy as le
+        >>> from lightning_energy.energies.sequence import SequenceLeastSquaresEnergy
+        >>> class Track(SequenceLeastSquaresEnergy):
+        ...     frame_size = 1
+        ...     def frame_residuals(self, frames, shared, inputs):
+        ...         return frames - inputs.unsqueeze(-1)
+        ...     def pair_residuals(self, frames, shared, inputs):
+        ...         return 3 * (frames[:, 1:] - frames[:, :-1])
+        >>> data = torch.randn(2, 100, dtype=torch.float64)
+        >>> solution = le.BlockArrowLevenbergMarquardt(tol=1e-9).solve(
+        ...     le.solvers.Problem(Track(), data, (100,)), torch.zeros(2, 100, dtype=torch.float64))
+        >>> bool(solution.converged.all())
+        True
+    """
+
+    requires_least_squares = True
+    curvature_kind = "gauss_newton_block_arrow"
+
+    def __init__(self, max_steps: int = 50, tol: float = 1e-6, initial_damping: float = 1e-3,
+                 eta: float = 1e-4, dtype: torch.dtype | str | None = None,
+                 max_damping: float = 1e16, kernel_curvature: bool = False) -> None:
+        super().__init__(max_steps, tol, initial_damping, eta, dtype, max_damping)
+        self.kernel_curvature = kernel_curvature
+
+    def evaluate(self, problem: Problem, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Energies (B,), gradients (B, n) and the packed Gauss–Newton matrices (B, K)."""
+        value, grad, matrix = problem.call("gauss_newton_block_arrow", x, problem.inputs,
+                                           self.kernel_curvature)
+        return value, grad, matrix.pack()
+
+
+class BlockArrowNewton(BlockArrowTrustRegion):
     """Trust-region Newton on the exact block-arrow Hessian (``hessian_block_arrow``).
 
     Where robust kernels sit in their linear tails the Gauss–Newton matrix (IRLS) converges only
@@ -108,7 +138,9 @@ class BlockArrowNewton(BlockArrowLevenbergMarquardt):
     :class:`BlockArrowLevenbergMarquardt` needed 41–150 for ‖∇ₓE‖ ≤ 1e-4 (each step costs about
     three times as much: 3p + s Hessian-vector products against 2p + s Jacobian-vector
     products). An indefinite H + μI does not factorise and counts as a rejected step, so the
-    damping grows until it does. Arguments as :class:`~lightning_energy.LevenbergMarquardt`.
+    damping grows until it does. ``BlockArrowLevenbergMarquardt(kernel_curvature=True)`` reached
+    the same minima 1.9× faster there. Arguments as :class:`~lightning_energy.LevenbergMarquardt`;
+    its final Hessian is reused by ``ImplicitAdjoint(linear_solver=BlockArrow())``.
 
     Example:
         As a sequence task's window solver, with the structured backward to match:

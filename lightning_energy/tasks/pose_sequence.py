@@ -21,7 +21,7 @@ from lightning_energy.layer import EnergyLayer
 from lightning_energy.linalg.solvers import BlockArrow
 from lightning_energy.metrics.functional import mpjpe
 from lightning_energy.solvers.base import Solver
-from lightning_energy.solvers.block_arrow_lm import BlockArrowNewton
+from lightning_energy.solvers.block_arrow_lm import BlockArrowLevenbergMarquardt
 from lightning_energy.solvers.solution import Solution
 from lightning_energy.tasks.pose import (
     CPU_CHUNK_SIZE,
@@ -52,8 +52,9 @@ class SequencePoseTask(MultiViewPoseTask):
         smoothness_scale: Initial smoothness kernel scale (units of 10 mm).
         body_prior_weight: Initial weight of the body offsets' prior.
         frame_solver: Solver of the per-frame solves (default as :class:`MultiViewPoseTask`).
-        solver: Solver of the window (default :class:`~lightning_energy.BlockArrowNewton`, float64,
-            50 steps, ‖∇E‖ ≤ 1e-4: Gauss–Newton needed 41–150 steps on 16-frame windows).
+        solver: Solver of the window (default
+            :class:`~lightning_energy.BlockArrowLevenbergMarquardt` with the kernels' curvature,
+            float64, 50 steps, ‖∇E‖ ≤ 1e-4; see there for the measured alternatives).
         adjoint: Backward rule of the window (default implicit, λ = 1e-2, block-arrow solves).
 
     Example:
@@ -95,7 +96,8 @@ class SequencePoseTask(MultiViewPoseTask):
         self.frame_layer.warn_masked_share = 1.0
         sequence = SequencePoseEnergy(frame_energy, body, smoothness_weight, smoothness_scale,
                                       body_prior_weight)
-        solver = solver or BlockArrowNewton(max_steps=50, tol=1e-4, dtype="float64")
+        solver = solver or BlockArrowLevenbergMarquardt(max_steps=50, tol=1e-4, dtype="float64",
+                                                        kernel_curvature=True)
         adjoint = adjoint or ImplicitAdjoint(1e-2, linear_solver=BlockArrow())
         self.layer = EnergyLayer(sequence, solver, adjoint, self.frame_layer.nonconverged)
 

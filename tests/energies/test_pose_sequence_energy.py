@@ -86,3 +86,21 @@ def test_body_offsets_move_every_frame_alike_in_the_body_frame():
     after = e.poses(frames, lifted.reshape(3, 51), inputs)
     scale = torch.exp(frames[..., -1] + e.frame.log_scale_offset.to(F64))
     assert torch.allclose(after[..., 2] - before[..., 2], 0.01 * scale[..., None], atol=1e-12)
+
+
+def test_kernel_curvature_blocks_equal_dense_jt_m_j():
+    """Faulty variant: ρ'' dropped or not coupled within a joint's group (plain Gauss–Newton)."""
+    e, inputs = energy(), window_inputs()
+    x = e.initial_solution(inputs)
+    x = x + 0.3 * torch.randn(x.shape, generator=torch.Generator().manual_seed(1), dtype=F64)
+    problem = Problem(e, inputs, x.shape[1:], F64)
+    r, jac = problem.jacobian(x)
+    curvature = torch.stack([torch.func.hessian(lambda rr: 0.5 * e.rho(rr[None] ** 2).sum())(row)
+                             for row in r])  # M per sample, in residual space
+    expected = jac.transpose(-1, -2) @ curvature @ jac
+    _, grad, blocks = e.gauss_newton_block_arrow(x, inputs, kernel_curvature=True)
+    _, _, plain = e.gauss_newton_block_arrow(x, inputs)
+    scale = expected.abs().max()
+    assert (blocks.dense() - expected).abs().max() <= 1e-9 * scale
+    assert (plain.dense() - expected).abs().max() > 1e-3 * scale  # the kernels' curvature matters
+    assert (grad - problem.gradient(x)).abs().max() <= 1e-9 * (1 + grad.abs().max())

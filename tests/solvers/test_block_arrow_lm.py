@@ -145,3 +145,16 @@ def test_newtons_final_hessian_is_reused_by_the_structured_backward(monkeypatch)
     assert len(calls) == during_solve  # the backward used the solver's own Hessian
     for got, want in zip(grads, reference, strict=True):
         assert (got - want).abs().max() <= 1e-8 * (1 + want.abs().max())
+
+
+def test_kernel_curvature_reaches_newtons_minimum():
+    """Both keep the Cauchy kernel's curvature; each stops at ‖∇E‖ ≤ 1e-10 at the same x*."""
+    energy, inputs = track(12, 2)
+    x0 = energy.initial_solution(inputs)
+    problem = Problem(energy, inputs, x0.shape[1:], F64)
+    robust = le.BlockArrowLevenbergMarquardt(tol=1e-10, max_steps=300,
+                                             kernel_curvature=True).solve(problem, x0)
+    newton = le.BlockArrowNewton(tol=1e-10, max_steps=300).solve(problem, x0)
+    assert bool(robust.converged.all())
+    assert bool(newton.converged.all())
+    assert (robust.x - newton.x).abs().max() <= 1e-7
