@@ -65,7 +65,9 @@ class SequencePoseEnergy(SequenceLeastSquaresEnergy):
         body: ``"offset"`` (shared joint offsets, s = 3J) or ``"none"`` (s = 0).
         smoothness_weight: Initial w_s; 0 drops the smoothness term.
         smoothness_scale: Initial kernel scale of the smoothness term (units of 10 mm).
-        body_prior_weight: Initial λ_b of the offsets' prior.
+        body_prior_weight: Initial λ_b of the offsets' prior (per cm²). Untrained, on two S8
+            sequences, λ_b = 1 let the offsets follow the detections' biases (63.9 mm MPJPE
+            against 46.7 mm without a body), λ_b = 100 did not (48.1 mm).
 
     Example:
         >>> energy = SequencePoseEnergy(MultiViewPoseEnergy(None, num_components=1))
@@ -75,7 +77,7 @@ class SequencePoseEnergy(SequenceLeastSquaresEnergy):
 
     def __init__(self, frame_energy: MultiViewPoseEnergy, body: str = "offset",
                  smoothness_weight: float = 1.0, smoothness_scale: float = 3.0,
-                 body_prior_weight: float = 1.0) -> None:
+                 body_prior_weight: float = 100.0) -> None:
         if body not in _BODIES:
             raise ValueError(f"Expected `body` in {_BODIES}, got {body!r}.")
         if smoothness_weight < 0 or not smoothness_scale > 0 or not body_prior_weight > 0:

@@ -75,7 +75,7 @@ class SequencePoseTask(MultiViewPoseTask):
         body: str = "offset",
         smoothness_weight: float = 1.0,
         smoothness_scale: float = 3.0,
-        body_prior_weight: float = 1.0,
+        body_prior_weight: float = 100.0,
         frame_solver: Solver | None = None,
         solver: Solver | None = None,
         adjoint: Adjoint | None = None,
