@@ -90,11 +90,12 @@ class BlockArrowLevenbergMarquardt(BlockArrowTrustRegion):
     With ``kernel_curvature`` the curvature keeps the robust kernels' second derivatives
     (ρ' + 2r²ρ'' on each residual, coupled within a kernel's group) and drops only the
     residuals' own curvature (the "robustified" Gauss–Newton of bundle adjustment). Where many
-    residuals sit in a kernel's tail, plain Gauss–Newton converges only linearly: on 16-frame
-    Human3.6M windows with robust smoothness it needed 41–150 steps for ‖∇ₓE‖ ≤ 1e-4, the kernel
-    curvature 17–32, and 1.9× less time than :class:`BlockArrowNewton` (14–26 steps, each
-    building the exact Hessian from 3p + s Hessian-vector products instead of 2p + s
-    Jacobian-vector products), reaching the same minima. Other arguments as
+    residuals sit in a kernel's tail, plain Gauss–Newton converges only linearly: on four
+    16-frame Human3.6M windows with robust smoothness (``studies/sequence_solvers.py``, one CPU
+    thread) it needed 54–64 steps for ‖∇ₓE‖ ≤ 1e-4 (7.4 s), the kernel curvature 15–24
+    (3.4 s), :class:`BlockArrowNewton` 12–20 (7.2 s: each step builds the exact Hessian from
+    3p + s Hessian-vector products instead of 2p + s Jacobian-vector products); all three
+    reached the same minima. Other arguments as
     :class:`~lightning_energy.LevenbergMarquardt`.
 
     Example:
@@ -134,12 +135,12 @@ class BlockArrowNewton(BlockArrowTrustRegion):
 
     Where robust kernels sit in their linear tails the Gauss–Newton matrix (IRLS) converges only
     linearly; the exact Hessian keeps the kernels' curvature and converges quadratically near the
-    minimum. On windows of 16 Human3.6M frames with robust smoothness it needed 16–37 steps where
-    :class:`BlockArrowLevenbergMarquardt` needed 41–150 for ‖∇ₓE‖ ≤ 1e-4 (each step costs about
-    three times as much: 3p + s Hessian-vector products against 2p + s Jacobian-vector
-    products). An indefinite H + μI does not factorise and counts as a rejected step, so the
+    minimum: 12–20 steps on four 16-frame Human3.6M windows where plain Gauss–Newton needed
+    54–64 (``studies/sequence_solvers.py``), though each step costs about twice as much (3p + s
+    Hessian-vector products against 2p + s Jacobian-vector products). An indefinite H + μI does
+    not factorise and counts as a rejected step, so the
     damping grows until it does. ``BlockArrowLevenbergMarquardt(kernel_curvature=True)`` reached
-    the same minima 1.9× faster there. Arguments as :class:`~lightning_energy.LevenbergMarquardt`;
+    the same minima 2.1× faster there. Arguments as :class:`~lightning_energy.LevenbergMarquardt`;
     its final Hessian is reused by ``ImplicitAdjoint(linear_solver=BlockArrow())``.
 
     Example:
