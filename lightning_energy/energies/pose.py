@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -79,6 +79,25 @@ class PoseEnergyInputs:
         """(B, C, J) weight of each detection: exp(log w_cj) · visible (· confidence)."""
         weight = log_weights.to(dtype).exp() * self.visible.to(dtype)
         return weight if self.confidence is None else weight * self.confidence.to(dtype)
+
+
+class PoseDerivatives(NamedTuple):
+    """Closed-form derivatives of :meth:`MultiViewPoseEnergy.residuals` (B problems).
+
+    Attributes:
+        residuals: (B, m) residuals, m = C·J·2 + L + 1.
+        jacobian: (B, m, n) their Jacobian in the solution x.
+        reprojection_world: (B, C, J, 2, 3) ∂(joint j's weighted reprojection residual in view c)
+            / ∂(world point j, mm): each joint's rows depend on its own point only.
+        world: (B, J, 3, n) ∂(world points, mm)/∂x.
+        body_to_world: (B, 3, 3) ∂(world point, mm)/∂(body offset, m), the same for each joint.
+    """
+
+    residuals: Tensor
+    jacobian: Tensor
+    reprojection_world: Tensor
+    world: Tensor
+    body_to_world: Tensor
 
 
 def axis_angle_to_matrix(omega: Tensor) -> Tensor:
@@ -277,6 +296,16 @@ class MultiViewPoseEnergy(LeastSquaresEnergy):
         solve 1.6× faster on CPU than n autograd products (``pose_cv --bench --bench-ablation``;
         docs/results/pose.md, "Speed").
         """
+        derivatives = self.derivatives(x, inputs)
+        return derivatives.residuals, derivatives.jacobian
+
+    def derivatives(self, x: Tensor, inputs: PoseEnergyInputs,
+                    offset: Tensor | None = None) -> PoseDerivatives:
+        """Residuals, their Jacobian in ``x`` and the chain-rule factors behind it, closed form.
+
+        ``offset`` (B, J, 3), metres, is the body correction of :meth:`pose`; the factors give
+        the residuals' derivatives in it (a sequence energy's shared variables).
+        """
         nb, dtype = self.num_bases, x.dtype
         onehot = inputs.component.to(dtype)
         z, yaw, t, log_s = x[:, :nb], x[:, nb], x[:, nb + 1 : nb + 4], x[:, nb + 4]
@@ -284,6 +313,8 @@ class MultiViewPoseEnergy(LeastSquaresEnergy):
         scaled = self.bases.to(dtype) * self.log_std.to(dtype).exp()[..., None, None]
         bases = torch.einsum("bm,mljd->bljd", onehot, scaled)  # (B, L, J, 3), this component's
         canonical = self.canonical(z, inputs.component)
+        if offset is not None:
+            canonical = canonical + offset
         rotated = _rotate_yaw(canonical, yaw)  # R(yaw) Q, metres
         world = 1000.0 * (scale[:, None, None] * rotated + t[:, None])
         # ∂world/∂x (B, J, 3, n), mm: columns z (rotated bases), yaw, t (identity), log s.
@@ -329,7 +360,10 @@ class MultiViewPoseEnergy(LeastSquaresEnergy):
         d_scale = d_scale + scale_weight * (torch.arange(n, device=x.device) == n - 1).to(dtype)
         residuals = torch.cat((reproj.flatten(1), prior_weight * z, scale_weight * x[:, nb + 4:]),
                               dim=1)
-        return residuals, torch.cat((d_reproj, d_prior, d_scale), dim=1)
+        eye3 = torch.eye(3, dtype=dtype, device=x.device).expand(b, 3, 3)
+        body = 1000.0 * scale[:, None, None] * _rotate_yaw(eye3, yaw).transpose(1, 2)
+        return PoseDerivatives(residuals, torch.cat((d_reproj, d_prior, d_scale), dim=1),
+                               factor.unsqueeze(-1) * d_uv_cam, d_world, body)
 
     def _split(self, squared: Tensor) -> tuple[Tensor, Tensor]:
         m = self.num_views * self.num_joints * 2

@@ -129,6 +129,55 @@ class SequencePoseEnergy(SequenceLeastSquaresEnergy):
     def shared_residuals(self, shared: Tensor, inputs: SequencePoseInputs) -> Tensor:  # noqa: D102
         return (0.5 * self.log_body_prior.to(shared.dtype)).exp() * 100.0 * shared
 
+    def jacobian_blocks(self, x: Tensor, inputs: SequencePoseInputs  # type: ignore[override]
+                        ) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...]]:
+        """Residuals and Jacobian blocks in closed form (see the base class for the layout).
+
+        By the chain rule through the per-frame energy's
+        :meth:`~MultiViewPoseEnergy.derivatives`: each joint's rows depend on its own offset
+        only, so the offset columns cost a 3 × 3 product per joint instead of 3J forward passes.
+        On four 16-frame S8 windows this made the window solve 2× faster on CPU than the
+        coloured Jacobian-vector products (``bench sequence``).
+        """
+        frames, shared = self.split(x)
+        b, t, p = frames.shape
+        j, s = self.frame.num_joints, self.shared_size
+        d = self.frame.derivatives(frames.reshape(b * t, p), inputs.flat_frames(),
+                                   self.offsets(shared, t))
+        reprojection = self.frame.num_views * j * 2
+        real = inputs.frame_weight.to(x.dtype).reshape(b * t, 1)
+        mask = torch.cat([real.expand(-1, reprojection),
+                          torch.ones_like(real).expand(-1, d.residuals.shape[1] - reprojection)], 1)
+        r_f = (mask * d.residuals).reshape(b, t, -1)
+        j_f = (mask[..., None] * d.jacobian).reshape(b, t, -1, p)
+        eye = torch.eye(j, dtype=x.dtype, device=x.device)
+        if s:
+            # Row (view c, joint j, coordinate d), column (joint k, axis e): δ_jk (∂r/∂P_j · A)_de.
+            per_joint = d.reprojection_world @ d.body_to_world[:, None, None]  # (BT, C, J, 2, 3)
+            j_fs = torch.einsum("bcjde,jk->bcjdke", per_joint, eye).reshape(b * t, reprojection, s)
+            j_fs = torch.cat([real[..., None] * j_fs,
+                              j_fs.new_zeros(b * t, d.residuals.shape[1] - reprojection, s)], 1)
+        else:
+            j_fs = x.new_zeros(b * t, d.residuals.shape[1], 0)
+        j_fs = j_fs.reshape(b, t, d.residuals.shape[1], s)
+        r_q = self.pair_residuals(frames, shared, inputs)
+        if self.use_smoothness:
+            # q_t = 100 w (P_{t+1} − P_t), P in metres = world (mm) / 1000.
+            w = 0.1 * self.log_smoothness.to(x.dtype).exp()
+            world = d.world.reshape(b, t, 3 * j, p)
+            j_a, j_b = -w * world[:, :-1], w * world[:, 1:]
+            body = d.body_to_world.reshape(b, t, 3, 3)
+            step = w * (body[:, 1:] - body[:, :-1])  # (B, T − 1, 3, 3)
+            j_qs = torch.einsum("btde,jk->btjdke", step, eye).reshape(b, t - 1, 3 * j, 3 * j)
+            j_qs = j_qs[..., :s]
+        else:
+            j_a = j_b = x.new_zeros(b, t - 1, 0, p)
+            j_qs = x.new_zeros(b, t - 1, 0, s)
+        r_u = self.shared_residuals(shared, inputs)
+        prior = (0.5 * self.log_body_prior.to(x.dtype)).exp() * 100.0
+        j_u = prior * torch.eye(s, dtype=x.dtype, device=x.device).expand(b, s, s)
+        return (r_f, r_q, r_u), (j_f, j_fs, j_a, j_b, j_qs, j_u)
+
     def _split_squared(self, squared: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Frame rows (B·T, m_f), pair rows (B, (T − 1)·J, 3) and shared rows of (B, m)."""
         m_f = self.frame.num_views * self.frame.num_joints * 2 + self.frame.num_bases + 1

@@ -152,6 +152,9 @@ class SequenceLeastSquaresEnergy(LeastSquaresEnergy):
     ) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...]]:
         """Residuals and their Jacobian blocks at flat ``x`` (B, n).
 
+        By 2p + s coloured Jacobian-vector products; a subclass may override it with a closed
+        form (checked against this one with ``closed_form_jacobian = False``).
+
         Returns:
             ``(r_f, r_q, r_u)`` as in :meth:`residuals`' parts, and ``(J_f (B, T, m_f, p),
             J_fs (B, T, m_f, s), J_a (B, T−1, m_q, p), J_b (B, T−1, m_q, p),
@@ -160,6 +163,12 @@ class SequenceLeastSquaresEnergy(LeastSquaresEnergy):
         """
         residuals, columns = self._columns(x, inputs)
         return residuals, self._blocks(*columns)
+
+    def _jacobian_blocks(self, x: Tensor, inputs: Any
+                         ) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...]]:
+        if self.closed_form_jacobian:
+            return self.jacobian_blocks(x, inputs)
+        return SequenceLeastSquaresEnergy.jacobian_blocks(self, x, inputs)
 
     def gauss_newton_block_arrow(
         self, x: Tensor, inputs: Any, kernel_curvature: bool = False
@@ -172,8 +181,10 @@ class SequenceLeastSquaresEnergy(LeastSquaresEnergy):
         curvature kept (ρ' + 2r²ρ'' per residual, coupled within a kernel's group), only the
         residuals' own second derivatives dropped. That matrix may be indefinite where a kernel
         redescends; it is much nearer the exact Hessian where residuals sit in a kernel's tail.
+        ``rho`` may couple residuals only within one frame's rows, one pair's or the shared
+        rows (else JᵀMJ is not block-arrow).
         """
-        (r_f, r_q, r_u), (d_f, d_q, d_u) = self._columns(x, inputs)
+        (r_f, r_q, r_u), jac = self._jacobian_blocks(x, inputs)
         shapes = [part.shape for part in (r_f, r_q, r_u)]
         sizes = [r_f[0].numel(), r_q[0].numel(), r_u[0].numel()]
         r = torch.cat([part.flatten(1) for part in (r_f, r_q, r_u)], 1)
@@ -182,16 +193,17 @@ class SequenceLeastSquaresEnergy(LeastSquaresEnergy):
         def slope(rr: Tensor) -> Tensor:  # ∂(½Σρ(r²))/∂r = ρ'(r²) r
             return self.weights(rr**2) * rr
 
-        columns = torch.cat([d.flatten(2) for d in (d_f, d_q, d_u)], 2)  # (2p + s, B, m)
-        if kernel_curvature:
-            weighted = torch.func.vmap(lambda c: torch.func.jvp(slope, (r,), (c,))[1])(columns)
-        else:
-            weighted = self.weights(r**2) * columns
-        parts = [w.reshape(d.shape) for w, d in zip(torch.split(weighted, sizes, 2),
-                                                     (d_f, d_q, d_u), strict=True)]
         g_f, g_q, g_u = (g.reshape(shape) for g, shape in
                          zip(torch.split(slope(r), sizes, 1), shapes, strict=True))
-        return value, *_assemble(g_f, g_q, g_u, self._blocks(d_f, d_q, d_u), self._blocks(*parts))
+        if kernel_curvature:
+            weighted = _curvature_times(slope, r, jac, shapes)
+        else:
+            w_f, w_q, w_u = (w.reshape(shape) for w, shape in
+                             zip(torch.split(self.weights(r**2), sizes, 1), shapes, strict=True))
+            j_f, j_fs, j_a, j_b, j_qs, j_u = jac
+            weighted = (w_f[..., None] * j_f, w_f[..., None] * j_fs, w_q[..., None] * j_a,
+                        w_q[..., None] * j_b, w_q[..., None] * j_qs, w_u[..., None] * j_u)
+        return value, *_assemble(g_f, g_q, g_u, jac, weighted)
 
     def hessian_block_arrow(self, x: Tensor, inputs: Any) -> BlockArrowMatrix:
         """The exact Hessian ∇²ₓE at flat ``x`` (B, n) as a block-arrow matrix.
@@ -221,6 +233,39 @@ class SequenceLeastSquaresEnergy(LeastSquaresEnergy):
         corner = shared_cols[:, :, t * p:].permute(1, 2, 0)
         diagonal = 0.5 * (diagonal + diagonal.transpose(-1, -2))
         return BlockArrowMatrix(diagonal, below, border, 0.5 * (corner + corner.transpose(-1, -2)))
+
+
+def _curvature_times(slope: Any, r: Tensor, jac: tuple[Tensor, ...],
+                     shapes: list[torch.Size]) -> tuple[Tensor, ...]:
+    """The blocks of MJ, M = ∂slope/∂r, by 2p + s products with M.
+
+    M couples rows only within a frame, a pair or the shared rows, so one product serves the
+    frame rows of J_f and the pair rows of J_a together, another J_b, and one per shared
+    variable J_fs, J_qs and J_u.
+    """
+    j_f, j_fs, j_a, j_b, j_qs, j_u = jac
+    p, s = j_f.shape[-1], j_fs.shape[-1]
+
+    def rows(block: Tensor) -> Tensor:  # (B, …, m, k) → (k, B, rows)
+        return block.movedim(-1, 0).flatten(2)
+
+    def zeros(shape: torch.Size, k: int) -> Tensor:
+        return r.new_zeros(k, shape[0], shape[1:].numel())
+
+    f, q, u = shapes
+    tangents = torch.cat([
+        torch.cat([rows(j_f), rows(j_a), zeros(u, p)], 2),
+        torch.cat([zeros(f, p), rows(j_b), zeros(u, p)], 2),
+        torch.cat([rows(j_fs), rows(j_qs), rows(j_u)], 2),
+    ])  # fmt: skip
+    products = torch.func.vmap(lambda c: torch.func.jvp(slope, (r,), (c,))[1])(tangents)
+    frame, pair, shared = torch.split(products, [f[1:].numel(), q[1:].numel(), u[1:].numel()], 2)
+
+    def block(part: Tensor, shape: torch.Size) -> Tensor:  # (k, B, rows) → (B, …, m, k)
+        return part.reshape(part.shape[0], *shape).movedim(0, -1)
+
+    return (block(frame[:p], f), block(frame[2 * p:], f), block(pair[:p], q),
+            block(pair[p : 2 * p], q), block(pair[2 * p:], q), block(shared[2 * p:], u))
 
 
 def _assemble(g_f: Tensor, g_q: Tensor, g_u: Tensor, jac: tuple[Tensor, ...],

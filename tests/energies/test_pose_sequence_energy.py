@@ -52,6 +52,25 @@ def test_block_arrow_derivatives_equal_dense_autograd(kwargs):
     assert (e.hessian_block_arrow(x, inputs).dense() - exact).abs().max() <= 1e-9 * scale
 
 
+@pytest.mark.parametrize("projection", ["perspective", "weak_perspective"])
+@pytest.mark.parametrize("kwargs", [{}, {"body": "none"}, {"smoothness_weight": 0.0}])
+def test_closed_form_blocks_equal_coloured_products(kwargs, projection):
+    """Faulty variant: the offset columns' yaw rotation transposed (R(−yaw) for R(yaw))."""
+    frame = MultiViewPoseEnergy(None, num_components=1, projection=projection)
+    e = SequencePoseEnergy(frame, **kwargs).double()
+    inputs = window_inputs(t=4, frames=3)  # 3 real frames + 1 padding per window
+    assert not bool(inputs.frame_weight.bool().all())
+    x = e.initial_solution(inputs)
+    x = x + 0.1 * torch.randn(x.shape, generator=torch.Generator().manual_seed(1), dtype=F64)
+    closed_residuals, closed = e.jacobian_blocks(x, inputs)
+    e.closed_form_jacobian = False
+    residuals, coloured = e._jacobian_blocks(x, inputs)
+    for got, want in zip(closed_residuals + closed, residuals + coloured, strict=True):
+        assert got.shape == want.shape
+        if want.numel():
+            assert (got - want).abs().max() <= 1e-12 * (1 + want.abs().max())
+
+
 def test_switches_set_the_structure():
     inputs = window_inputs()
     full, no_body, no_smooth = energy(), energy(body="none"), energy(smoothness_weight=0.0)
