@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 from lightning_energy._tree import tree_map
 from lightning_energy.energies.pose import MultiViewPoseEnergy, PoseEnergyInputs
-from lightning_energy.energies.robust import PseudoHuber
+from lightning_energy.energies.robust import PseudoHuber, RobustKernel
 from lightning_energy.energies.sequence import SequenceLeastSquaresEnergy
 
 _BODIES = ("offset", "none")
@@ -205,6 +205,29 @@ class SequencePoseEnergy(SequenceLeastSquaresEnergy):
         return torch.cat([self.frame.weights(f).reshape(squared.shape[0], -1),
                           self.smoothness_kernel.weight(joint).flatten(1), torch.ones_like(u)], 1)
 
+    def curvature_products(self, r: Tensor, tangents: Tensor) -> Tensor:
+        """M v in closed form: each kernel acts on one group's squared norm ‖r_g‖².
+
+        For ½ρ(‖r_g‖²) on a group (a joint's 2D residual in one view, a joint's 3D step),
+        ∂(ρ'r_g)/∂r_g = ρ' I + 2ρ'' r_g r_gᵀ; the prior rows have M = I.
+        """
+        frame = self.frame
+        reprojection = frame.num_views * frame.num_joints * 2
+        m_f = reprojection + frame.num_bases + 1
+        m_q = 3 * frame.num_joints if self.use_smoothness else 0
+        t = (r.shape[1] - self.shared_size + m_q) // (m_f + m_q)
+        b, k = r.shape[0], tangents.shape[0]
+        r_f, r_q, r_u = torch.split(r, [t * m_f, (t - 1) * m_q, self.shared_size], 1)
+        v_f, v_q, v_u = torch.split(tangents, [t * m_f, (t - 1) * m_q, self.shared_size], 2)
+        r_f, v_f = r_f.reshape(b, t, m_f), v_f.reshape(k, b, t, m_f)
+        out_f = torch.cat([
+            _grouped(frame.kernel, r_f[..., :reprojection].reshape(b, t, -1, 2),
+                     v_f[..., :reprojection].reshape(k, b, t, -1, 2)).reshape(k, b, t, -1),
+            v_f[..., reprojection:],
+        ], -1)  # fmt: skip
+        out_q = _grouped(self.smoothness_kernel, r_q.reshape(b, -1, 3), v_q.reshape(k, b, -1, 3))
+        return torch.cat([out_f.flatten(2), out_q.flatten(2), v_u], 2)
+
     def initial_solution(self, inputs: SequencePoseInputs) -> Tensor:
         """Each frame from its DLT triangulation, no body offset.
 
@@ -213,3 +236,10 @@ class SequencePoseEnergy(SequenceLeastSquaresEnergy):
         b, t = inputs.frame_weight.shape
         frames = self.frame.initial_solution(inputs.flat_frames()).reshape(b, t * self.frame_size)
         return torch.cat([frames, frames.new_zeros(b, self.shared_size)], 1)
+
+
+def _grouped(kernel: RobustKernel, r: Tensor, v: Tensor) -> Tensor:
+    """(ρ'(‖r_g‖²) I + 2ρ''(‖r_g‖²) r_g r_gᵀ) v_g per group (last axis) of r (…) and v (k, …)."""
+    squared = (r * r).sum(-1, keepdim=True)
+    return (kernel.weight(squared) * v
+            + 2 * kernel.weight_derivative(squared) * r * (r * v).sum(-1, keepdim=True))

@@ -190,13 +190,10 @@ class SequenceLeastSquaresEnergy(LeastSquaresEnergy):
         r = torch.cat([part.flatten(1) for part in (r_f, r_q, r_u)], 1)
         value = 0.5 * self.rho(r**2).sum(-1)
 
-        def slope(rr: Tensor) -> Tensor:  # ∂(½Σρ(r²))/∂r = ρ'(r²) r
-            return self.weights(rr**2) * rr
-
         g_f, g_q, g_u = (g.reshape(shape) for g, shape in
-                         zip(torch.split(slope(r), sizes, 1), shapes, strict=True))
+                         zip(torch.split(self.weights(r**2) * r, sizes, 1), shapes, strict=True))
         if kernel_curvature:
-            weighted = _curvature_times(slope, r, jac, shapes)
+            weighted = _curvature_times(self.curvature_products, r, jac, shapes)
         else:
             w_f, w_q, w_u = (w.reshape(shape) for w, shape in
                              zip(torch.split(self.weights(r**2), sizes, 1), shapes, strict=True))
@@ -204,6 +201,17 @@ class SequenceLeastSquaresEnergy(LeastSquaresEnergy):
             weighted = (w_f[..., None] * j_f, w_f[..., None] * j_fs, w_q[..., None] * j_a,
                         w_q[..., None] * j_b, w_q[..., None] * j_qs, w_u[..., None] * j_u)
         return value, *_assemble(g_f, g_q, g_u, jac, weighted)
+
+    def curvature_products(self, r: Tensor, tangents: Tensor) -> Tensor:
+        """M v for each tangent v (k, B, m), M = ∂(ρ'(r²) r)/∂r at residuals ``r`` (B, m).
+
+        The second derivative of ½Σρ(r²) in the residuals, by forward-mode products; a
+        subclass that knows its kernels' groups may override it with the closed form.
+        """
+        def slope(rr: Tensor) -> Tensor:  # ∂(½Σρ(r²))/∂r = ρ'(r²) r
+            return self.weights(rr**2) * rr
+
+        return torch.func.vmap(lambda c: torch.func.jvp(slope, (r,), (c,))[1])(tangents)
 
     def hessian_block_arrow(self, x: Tensor, inputs: Any) -> BlockArrowMatrix:
         """The exact Hessian ∇²ₓE at flat ``x`` (B, n) as a block-arrow matrix.
@@ -235,9 +243,9 @@ class SequenceLeastSquaresEnergy(LeastSquaresEnergy):
         return BlockArrowMatrix(diagonal, below, border, 0.5 * (corner + corner.transpose(-1, -2)))
 
 
-def _curvature_times(slope: Any, r: Tensor, jac: tuple[Tensor, ...],
+def _curvature_times(products: Any, r: Tensor, jac: tuple[Tensor, ...],
                      shapes: list[torch.Size]) -> tuple[Tensor, ...]:
-    """The blocks of MJ, M = ∂slope/∂r, by 2p + s products with M.
+    """The blocks of MJ by 2p + s products with M (``products(r, tangents)``).
 
     M couples rows only within a frame, a pair or the shared rows, so one product serves the
     frame rows of J_f and the pair rows of J_a together, another J_b, and one per shared
@@ -258,7 +266,7 @@ def _curvature_times(slope: Any, r: Tensor, jac: tuple[Tensor, ...],
         torch.cat([zeros(f, p), rows(j_b), zeros(u, p)], 2),
         torch.cat([rows(j_fs), rows(j_qs), rows(j_u)], 2),
     ])  # fmt: skip
-    products = torch.func.vmap(lambda c: torch.func.jvp(slope, (r,), (c,))[1])(tangents)
+    products = products(r, tangents)
     frame, pair, shared = torch.split(products, [f[1:].numel(), q[1:].numel(), u[1:].numel()], 2)
 
     def block(part: Tensor, shape: torch.Size) -> Tensor:  # (k, B, rows) → (B, …, m, k)
