@@ -14,6 +14,9 @@ Levenberg–Marquardt steps (float64) and differentiated by the implicit adjoint
 ``curvature_mb`` is the size of the curvature the solver carries per batch (the dense n × n
 matrices or the packed blocks), the memory that decides how long a window fits; ``graph_mb`` is
 what the autograd graph keeps for backward (:mod:`~lightning_energy.bench.timing`).
+
+With ``--blocks`` it times one Gauss–Newton evaluation of the real sequence pose energy instead,
+closed-form block derivatives against automatic ones (:mod:`~lightning_energy.bench.sequence_blocks`).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import torch
 
 from lightning_energy.adjoints import ImplicitAdjoint
 from lightning_energy.bench.problems import SequencePoseLikeEnergy
+from lightning_energy.bench.sequence_blocks import format_blocks, measure_blocks
 from lightning_energy.bench.timing import time_once
 from lightning_energy.layer import EnergyLayer
 from lightning_energy.linalg import BlockArrow
@@ -48,6 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="longest window the dense path is run for")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--format", choices=["table", "json"], default="table")
+    parser.add_argument("--blocks", action="store_true",
+                        help="time SequencePoseEnergy's block derivatives, closed form vs automatic")
+    parser.add_argument("--ppca-root", default=None,
+                        help="with --blocks: folder of the authors' PPCA file (default: tiny model)")
+    parser.add_argument("--repeats", type=int, default=3, help="with --blocks: timed runs per row")
     return parser
 
 
@@ -99,6 +108,9 @@ def format_table(records: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> str:
     """Entry point: parse, run; returns the table (or JSON) that the command prints."""
     args = build_parser().parse_args(argv)
+    if args.blocks:
+        records = [row for frames in args.frames for row in measure_blocks(frames, args)]
+        return json.dumps(records, indent=2) if args.format == "json" else format_blocks(records)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # tol=0: every solve "did not converge"
         # A short run first: the first forward-mode call traces torch's decompositions.

@@ -136,8 +136,10 @@ class SequencePoseEnergy(SequenceLeastSquaresEnergy):
         By the chain rule through the per-frame energy's
         :meth:`~MultiViewPoseEnergy.derivatives`: each joint's rows depend on its own offset
         only, so the offset columns cost a 3 × 3 product per joint instead of 3J forward passes.
-        On four 16-frame S8 windows this made the window solve 2× faster on CPU than the
-        coloured Jacobian-vector products (``bench sequence``).
+        With :meth:`curvature_products` one Gauss–Newton evaluation of 4 windows × 16 frames
+        (the recipe's sizes) is 1.8× faster on CPU than the coloured products, 2.4× at 32
+        frames (``bench sequence --blocks``, docs/benchmarks.md); the recipe's training step
+        2.2× (4 S8 windows, same steps and minima).
         """
         frames, shared = self.split(x)
         b, t, p = frames.shape

@@ -47,3 +47,14 @@ def test_suite_writes_records(suite, capsys):
         # Theseus is optional: either compared (with the gradient agreement) or said why not.
         assert libraries == {"lightning_energy", "theseus", "agreement"} or any(
             "skipped" in r and "theseus" in r["skipped"] for r in records)
+
+
+def test_sequence_blocks_time_the_same_matrices(capsys):
+    """Faulty variant: the offset columns' yaw rotation transposed (the matrices differ)."""
+    main(["bench", "sequence", "--blocks", "--frames", "3", "--batch-size", "1", "--repeats", "1",
+          "--format", "json"])
+    records = json.loads(capsys.readouterr().out)
+    assert [r["path"] for r in records] == ["closed_form", "coloured"]
+    for record in records:
+        assert record["evaluation_ms"] > 0
+        assert record["max_rel_diff"] <= 1e-12
