@@ -10,7 +10,8 @@ import warnings
 from pathlib import Path
 
 from studies.assumptions import figures, page
-from studies.assumptions.run import ADAM_STEP, Config, run_all, tiny
+from studies.assumptions.run import ADAM_STEP, Config, run_all, run_training, tiny
+from studies.assumptions.stability import stability_numbers
 from studies.assumptions.summary import summarise
 
 
@@ -25,8 +26,18 @@ def main(argv: list[str] | None = None) -> dict:
     warnings.simplefilter("ignore", RuntimeWarning)
     start = time.perf_counter()
     results = run_all(cfg)
+    training = run_training(cfg)
     numbers = summarise(results)
-    config = {"steps": cfg.steps, "seeds": list(cfg.seeds), "n": cfg.n, "m": cfg.m,
+    numbers["stability"] = stability_numbers(training["runs"])
+    numbers["cost"] = {"grid": training["grid"], "step_cost": training["step_cost"]}
+    default = training["runs"]["λ = 1e-2"]
+    numbers["trajectories"] = {  # θ after the last step, per seed
+        "log_w": [run["theta"][-1][:-1] for run in default],
+        "log_delta": [run["theta"][-1][-1] for run in default],
+        "kde_log_sigma": [seed["training"]["theta"][-1][0] for seed in results["kde"]]}
+    config = {"steps": cfg.steps, "stability_steps": cfg.stability_steps,
+              "num_train": cfg.num_train,
+              "seeds": list(cfg.seeds), "n": cfg.n, "m": cfg.m,
               "num_eval": cfg.num_eval, "adam_step": ADAM_STEP * math.sqrt(cfg.n + 1),
               "drift_size": min(cfg.sizes, key=lambda s: abs(s - ADAM_STEP * math.sqrt(cfg.n + 1)))}
     config["run_seconds"] = f"{time.perf_counter() - start:.0f}"
@@ -36,6 +47,9 @@ def main(argv: list[str] | None = None) -> dict:
     figures.convexity(results, args.out)
     figures.fidelity(numbers, args.out)
     figures.drift(numbers, config["adam_step"], args.out)
+    figures.stability(numbers["stability"], training["runs"], args.out)
+    figures.trajectories(training["runs"], results["kde"], args.out)
+    figures.cost(numbers["cost"], args.out)
     page.write(numbers, config, args.out)
     return numbers
 

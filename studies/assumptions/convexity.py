@@ -19,12 +19,14 @@ import lightning_energy as le
 from studies.assumptions.problems import eigenvalues
 
 
-def census(layer: le.EnergyLayer, inputs: Any) -> dict[str, Tensor]:
-    """Eigenvalues of H at the training solver's x* (B, n) and which solves converged (B,)."""
+def census(layer: le.EnergyLayer, inputs: Any, target: Tensor) -> dict[str, Any]:
+    """Eigenvalues of H at the training solver's x* (B, n), which solves converged (B,) and
+    the loss mean ½‖x* − target‖² over the batch."""
     with torch.no_grad():
         solution = layer(inputs)
     mu = eigenvalues(layer.energy, solution.x, inputs)
-    return {"mu": mu, "converged": solution.converged}
+    loss = float(0.5 * ((solution.x - target) ** 2).sum(-1).mean())
+    return {"mu": mu, "converged": solution.converged, "loss": loss}
 
 
 def not_pd_share(record: dict[str, Tensor]) -> float:
@@ -33,23 +35,26 @@ def not_pd_share(record: dict[str, Tensor]) -> float:
 
 
 def train(layer: le.EnergyLayer, batches: Callable[[int], tuple[Any, Tensor]],
-          eval_inputs: Any, steps: int, lr: float, every: int) -> dict[str, Any]:
+          evaluation: tuple[Any, Tensor], steps: int, lr: float, every: int) -> dict[str, Any]:
     """Adam on the energy parameters for ``steps`` batches; what the layer did at each step.
 
     ``batches(step)`` gives (inputs, target x); the loss is the mean of ½‖x* − target‖².
-    Returns the per-step loss, masked count, fallback count and parameters, and the census of
-    the evaluation batch every ``every`` steps (step 0 is the initial θ).
+    Returns the per-step loss, gradient norm ‖dL/dθ‖, masked count, fallback count and
+    parameters, and the census of the ``evaluation`` batch (inputs, target) every ``every``
+    steps (step 0 is the initial θ).
     """
     params = [p for p in layer.energy.parameters() if p.requires_grad]
     optimiser = torch.optim.Adam(params, lr=lr)
-    log: dict[str, Any] = {"loss": [], "masked": [], "fallbacks": [], "solves": [],
-                           "theta": [], "census": {0: census(layer, eval_inputs)}}
+    log: dict[str, Any] = {"loss": [], "grad_norm": [], "masked": [], "fallbacks": [],
+                           "solves": [], "theta": [], "census": {0: census(layer, *evaluation)}}
     for step in range(steps):
         inputs, target = batches(step)
         solution = layer(inputs)
         loss = 0.5 * ((solution.x - target) ** 2).sum(-1).mean()
         optimiser.zero_grad()
         loss.backward()
+        grads = [torch.zeros_like(p) if p.grad is None else p.grad for p in params]
+        log["grad_norm"].append(float(torch.cat([g.flatten() for g in grads]).norm()))
         optimiser.step()
         diag = solution.diagnostics
         log["loss"].append(float(loss.detach()))
@@ -58,5 +63,5 @@ def train(layer: le.EnergyLayer, batches: Callable[[int], tuple[Any, Tensor]],
         log["fallbacks"].append(int(diag.get("backward/fallbacks", 0)))
         log["theta"].append(torch.cat([p.detach().flatten() for p in params]).tolist())
         if (step + 1) % every == 0:
-            log["census"][step + 1] = census(layer, eval_inputs)
+            log["census"][step + 1] = census(layer, *evaluation)
     return log

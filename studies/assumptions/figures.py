@@ -116,3 +116,80 @@ def _truncation(ax: plt.Axes, steps: dict[str, list[float]]) -> None:
     twin.plot(steps["value"], [100 * (1 - u) for u in steps["unconverged"]], ":", color="grey")
     twin.set(ylabel="solves converged (%, dotted)", ylim=(0, 105))
     ax.legend(fontsize=8, loc="lower left")
+
+
+def stability(numbers: dict[str, Any], runs: dict[str, list[dict[str, Any]]], out: Path) -> None:
+    """Evaluation loss, ‖dL/dθ‖ and masked solves per step, for each backward rule."""
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
+    for name, row in numbers.items():
+        (line,) = axes[0].plot(row["census_steps"], row["eval_loss_median"], "-o", ms=3,
+                               label=name)
+        axes[0].fill_between(row["census_steps"], row["eval_loss_min"], row["eval_loss_max"],
+                             color=line.get_color(), alpha=0.12)
+        steps = range(1, len(row["grad_norm_median"]) + 1)
+        axes[1].semilogy(steps, row["grad_norm_median"], color=line.get_color(), lw=1)
+        masked = torch.tensor([[m / max(n, 1) for m, n in zip(s["masked"], s["solves"],
+                                                              strict=True)] for s in runs[name]])
+        axes[2].plot(steps, 100 * masked.mean(0), color=line.get_color(), lw=1)
+    axes[0].set(xlabel="Adam step", ylabel="evaluation loss ½‖x* − x_true‖² (median, band: seeds)",
+                title="robust regression: training with each backward rule")
+    axes[1].set(xlabel="Adam step", ylabel="‖dL/dθ‖ of the batch (median over seeds)",
+                title="gradient norm")
+    axes[2].set(xlabel="Adam step", ylabel="masked solves (% of batch, mean over seeds)",
+                title="solves given no gradient")
+    for ax in axes:
+        ax.grid(alpha=0.3, which="both")
+    axes[0].legend(fontsize=8)
+    _save(fig, out / "stability.png")
+
+
+def trajectories(runs: dict[str, list[dict[str, Any]]], kde_seeds: list[dict[str, Any]],
+                 out: Path) -> None:
+    """What the energies learned: θ over the training steps (λ = 1e-2), every seed."""
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for colour, run in zip(colours, runs["λ = 1e-2"], strict=False):
+        theta = torch.tensor(run["theta"])  # (steps, n + 1): log w, then log δ
+        steps = torch.arange(1, theta.shape[0] + 1)
+        axes[0].plot(steps, theta[:, :-1].exp(), color=colour, lw=0.8)
+        axes[1].plot(steps, theta[:, -1].exp(), color=colour)
+    for colour, seed in zip(colours, kde_seeds, strict=False):
+        theta = torch.tensor(seed["training"]["theta"])
+        axes[2].plot(torch.arange(1, theta.shape[0] + 1), theta[:, 0].exp(), color=colour)
+    axes[0].set(yscale="log", xlabel="Adam step", ylabel="prior weight wⱼ (one line per j)",
+                title="robust regression: prior weights (colour = seed)")
+    axes[1].set(xlabel="Adam step", ylabel="Cauchy kernel scale δ (target noise 0.3)",
+                title="robust regression: kernel scale")
+    axes[2].set(xlabel="Adam step", ylabel="bandwidth σ",
+                title="kernel-density mode: bandwidth (colour = seed)")
+    for ax in axes:
+        ax.grid(alpha=0.3, which="both")
+    _save(fig, out / "trajectories.png")
+
+
+def cost(numbers: dict[str, Any], out: Path) -> None:
+    """Step time against n per backward mode; grid search against the learned θ."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    records = numbers["step_cost"]
+    for mode in dict.fromkeys(r["mode"] for r in records):
+        rows = [r for r in records if r["mode"] == mode]
+        axes[0].loglog([r["variables"] for r in rows], [r["backward_ms"] for r in rows], "-o",
+                       label=f"backward, {mode.replace('_', '–')}")
+    rows = [r for r in records if r["mode"] == "exact"]
+    axes[0].loglog([r["variables"] for r in rows], [r["forward_ms"] for r in rows], "k:",
+                   label="forward (LM, 5 steps)")
+    axes[0].set(xlabel="variables n", ylabel=f"ms per batch of {records[0]['batch_size']}",
+                title="cost of a training step (bench scaling)")
+    axes[0].legend(fontsize=8)
+    grid = numbers["grid"]
+    points = [r["points"] for r in grid["grid"]]
+    axes[1].semilogx(points, [r["eval_loss_median"] for r in grid["grid"]], "-o",
+                     label="grid search (shared w, δ)")
+    axes[1].axhline(grid["learned_eval_loss_median"], color="k", ls="--",
+                    label="learned θ (λ = 1e-2), median over seeds")
+    axes[1].set(xlabel="grid points k²", ylabel="evaluation loss (median over seeds)",
+                title="robust regression: grid search against learning")
+    axes[1].legend(fontsize=8)
+    for ax in axes:
+        ax.grid(alpha=0.3, which="both")
+    _save(fig, out / "cost.png")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import string
 from pathlib import Path
 from typing import Any
@@ -33,9 +34,11 @@ def fields(numbers: dict[str, Any], config: dict[str, Any]) -> dict[str, str]:
     """Every ``${name}`` of the template, formatted."""
     reg, kde = numbers["regression"], numbers["kde"]
     return {"seeds": str(reg["seeds"]), "steps": str(config["steps"]),
+            "n_params": str(config["n"] + 1), "num_train": str(config["num_train"]),
             "run_seconds": config["run_seconds"], **_convexity(reg, kde),
             **_fidelity(reg, kde), **_drift(reg, kde, config),
-            **_truncation(reg["truncation"])}
+            **_truncation(reg["truncation"]), **_stability(numbers["stability"], config),
+            **_cost(numbers["cost"]), **_learned(numbers)}
 
 
 def _convexity(reg: dict[str, Any], kde: dict[str, Any]) -> dict[str, str]:
@@ -122,6 +125,74 @@ def _truncation(trunc: dict[str, Any]) -> dict[str, str]:
         "tol_imp_rel": sci(tols["implicit_rel"][0]),
         "tol_unr_rel": sci(tols["unrolled_rel"][0]),
     }
+
+
+def _stability(stab: dict[str, Any], config: dict[str, Any]) -> dict[str, str]:
+    lines = ["| backward rule | final evaluation loss, median [min–max] | largest ‖dL/dθ‖ | "
+             "masked solves | seconds per run |", "|---|---|---|---|---|"]
+    for name, row in stab.items():
+        final = row["final_eval_loss"]
+        lines.append(f"| {name} | {sorted(final)[len(final) // 2]:.3f} [{min(final):.3f}–"
+                     f"{max(final):.3f}] | {row['largest_grad_norm']:.3g} | "
+                     f"{pct(row['masked_share'])} | {sorted(row['seconds'])[len(final) // 2]:.0f} |")
+    finals = {name: sorted(row["final_eval_loss"])[len(row["final_eval_loss"]) // 2]
+              for name, row in stab.items()}
+    best = min(finals, key=finals.__getitem__)
+    implicit = {k: v for k, v in finals.items() if k.startswith("λ")}
+    unrolled_time = sorted(stab["unrolled"]["seconds"])[len(stab["unrolled"]["seconds"]) // 2]
+    default_time = sorted(stab["λ = 1e-2"]["seconds"])[len(stab["λ = 1e-2"]["seconds"]) // 2]
+    return {"stab_table": "\n".join(lines), "stab_steps": str(config["stability_steps"]),
+            "stab_best": best, "stab_best_loss": f"{finals[best]:.3f}",
+            "stab_worst_implicit": max(implicit, key=implicit.__getitem__),
+            "stab_worst_loss": f"{max(implicit.values()):.3f}",
+            "stab_exact_loss": f"{finals['λ = 0']:.3f}",
+            "stab_unrolled_loss": f"{finals['unrolled']:.3f}",
+            "stab_default_loss": f"{finals['λ = 1e-2']:.3f}",
+            "stab_unrolled_ratio": f"{unrolled_time / default_time:.1f}",
+            "stab_all_finite": "every" if all(r["finite"] for r in stab.values()) else "not every",
+            "stab_gn_0": f"{stab['λ = 0']['largest_grad_norm']:.3g}",
+            "stab_gn_one": f"{stab['λ = 1']['largest_grad_norm']:.3g}"}
+
+
+def _cost(cost: dict[str, Any]) -> dict[str, str]:
+    grid = cost["grid"]
+    seeds = len(grid["learned_eval_loss"])
+    lines = ["| search | points | evaluation loss (median) | seconds (median) | "
+             "seeds within 1% of learned |", "|---|---|---|---|---|"]
+    for row in grid["grid"]:
+        lines.append(f"| grid {row['k']} × {row['k']} | {row['points']} | "
+                     f"{row['eval_loss_median']:.3f} | {row['seconds_median']:.0f} | "
+                     f"{row['matched_seeds']} of {seeds} |")
+    lines.append(f"| learned θ (λ = 1e-2) | – | {grid['learned_eval_loss_median']:.3f} | "
+                 f"{grid['learned_seconds_median']:.0f} | – |")
+    matched = [r for r in grid["grid"] if r["matched_seeds"] == seeds]
+    steps = ["| n | mode | forward ms | backward ms | memory MB |", "|---|---|---|---|---|"]
+    for r in cost["step_cost"]:
+        steps.append(f"| {r['variables']} | {r['mode'].replace('_', '–')} | "
+                     f"{r['forward_ms']:.0f} | {r['backward_ms']:.0f} | {r['memory_mb']:.2f} |")
+    by = {(r["variables"], r["mode"]): r for r in cost["step_cost"]}
+    largest = max(r["variables"] for r in cost["step_cost"])
+
+    def ratio(mode: str) -> float:  # backward time against Gauss–Newton's at the largest n
+        return by[(largest, mode)]["backward_ms"] / by[(largest, "gauss_newton")]["backward_ms"]
+
+    return {"grid_table": "\n".join(lines), "step_table": "\n".join(steps),
+            "grid_match": (f"a {matched[0]['k']} × {matched[0]['k']} grid "
+                           f"({matched[0]['points']} points, {matched[0]['seconds_median']:.0f} s)"
+                           if matched else "none of the grids"),
+            "grid_best": f"{min(r['eval_loss_median'] for r in grid['grid']):.3f}",
+            "learned_loss": f"{grid['learned_eval_loss_median']:.3f}",
+            "learned_seconds": f"{grid['learned_seconds_median']:.0f}",
+            "scale_n": str(largest),
+            "scale_exact_gn": f"{ratio('exact'):.1f}", "scale_cg_gn": f"{ratio('cg'):.1f}"}
+
+
+def _learned(numbers: dict[str, Any]) -> dict[str, str]:
+    final = numbers["trajectories"]
+    return {"delta_final": _range([math.exp(v) for v in final["log_delta"]]),
+            "w_final_lo": sci(math.exp(min(min(w) for w in final["log_w"]))),
+            "w_final_hi": sci(math.exp(max(max(w) for w in final["log_w"]))),
+            "sigma_final": _range([math.exp(v) for v in final["kde_log_sigma"]])}
 
 
 def write(numbers: dict[str, Any], config: dict[str, Any], out: Path) -> None:

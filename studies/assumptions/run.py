@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 import lightning_energy as le
-from studies.assumptions import convexity, drift, fidelity, problems
+from studies.assumptions import convexity, cost, drift, fidelity, problems, stability
 
 ADAM_STEP = 0.05
 """Adam's learning rate here: its first step moves every coordinate of θ by about this much."""
@@ -29,12 +29,18 @@ class Config:
     sizes: list[float] = field(default_factory=lambda: [1e-4, 1e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0])
     budgets: list[int] = field(default_factory=lambda: [1, 3, 5, 8, 12, 16, 20, 30])
     tols: list[float] = field(default_factory=lambda: [1e-1, 1e-2, 1e-3, 1e-4, 1e-6])
+    stability_steps: int = 200
+    grid_sizes: list[int] = field(default_factory=lambda: [3, 5, 9, 17])
+    scaling_variables: list[int] = field(default_factory=lambda: [10, 30, 100, 300])
+    scaling_batch: int = 16
+    scaling_repeats: int = 3
 
 
 def tiny() -> Config:
     """Seconds, for the tests."""
     return Config(n=3, m=8, num_train=32, num_eval=16, steps=2, batch=16, every=1, seeds=(0,),
-                  sizes=[1e-3, 0.1], budgets=[1, 30], tols=[1e-1, 1e-6])
+                  sizes=[1e-3, 0.1], budgets=[1, 30], tols=[1e-1, 1e-6], stability_steps=2,
+                  grid_sizes=[2], scaling_variables=[6], scaling_batch=2, scaling_repeats=1)
 
 
 def adjoints(least_squares: bool) -> dict[str, le.Adjoint]:
@@ -73,8 +79,9 @@ def regression_seed(cfg: Config, seed: int) -> dict[str, Any]:
         picked = {k: v[index] for k, v in train.items()}
         return problems.regression_inputs(picked), picked["x_true"]
 
-    out["training"] = convexity.train(layer, batches, problems.regression_inputs(evaluation),
-                                      cfg.steps, ADAM_STEP, cfg.every)
+    out["training"] = convexity.train(
+        layer, batches, (problems.regression_inputs(evaluation), evaluation["x_true"]),
+        cfg.steps, ADAM_STEP, cfg.every)
     trained = problems.regression_case(energy, evaluation, cold)
     out["fidelity_trained"] = fidelity.fidelity(trained, ("exact", "gauss_newton"))
     return out
@@ -97,14 +104,32 @@ def kde_seed(cfg: Config, seed: int) -> dict[str, Any]:
         index = torch.arange(step * cfg.batch, (step + 1) * cfg.batch) % cfg.num_train
         return train["points"][index], train["location"][index, None]
 
-    out["training"] = convexity.train(layer, batches, evaluation["points"], cfg.steps,
-                                      ADAM_STEP, cfg.every)
+    out["training"] = convexity.train(
+        layer, batches, (evaluation["points"], evaluation["location"][:, None]), cfg.steps,
+        ADAM_STEP, cfg.every)
     out["fidelity_trained"] = fidelity.fidelity(problems.kde_case(energy, evaluation),
                                                 ("exact",))
     return out
 
 
 def run_all(cfg: Config) -> dict[str, list[dict[str, Any]]]:
-    """Every seed of both toys."""
+    """Every seed of both toys (parts 1–3)."""
     return {"regression": [regression_seed(cfg, s) for s in cfg.seeds],
             "kde": [kde_seed(cfg, s) for s in cfg.seeds]}
+
+
+def run_training(cfg: Config) -> dict[str, Any]:
+    """Parts 4–6: the regression trained with every backward rule, grid search, step cost."""
+    runs = {name: [stability.regression_run(cfg.n, cfg.m, cfg.num_train, cfg.num_eval,
+                                            cfg.stability_steps, cfg.batch, cfg.every,
+                                            ADAM_STEP, seed, make())
+                   for seed in cfg.seeds]
+            for name, make in stability.SETTINGS.items()}
+    reference = runs["λ = 1e-2"]
+    grids = [cost.grid_search(cfg.n, cfg.m, cfg.num_train, cfg.num_eval, cfg.grid_sizes, seed)
+             for seed in cfg.seeds]
+    learned = [run["census"][max(run["census"])]["loss"] for run in reference]
+    return {"runs": runs,
+            "grid": cost.grid_numbers(grids, learned, [run["seconds"] for run in reference]),
+            "step_cost": cost.step_cost(cfg.scaling_variables, cfg.scaling_batch,
+                                        cfg.scaling_repeats)}

@@ -5,7 +5,7 @@ import torch
 
 import lightning_energy as le
 from studies.assumptions import __main__ as study
-from studies.assumptions import drift, fidelity, problems
+from studies.assumptions import cost, drift, fidelity, problems, stability
 
 
 def _case() -> problems.Case:
@@ -44,8 +44,37 @@ def test_command_writes_numbers_figures_and_a_filled_page(tmp_path):
     numbers = study.main(["--out", str(tmp_path), "--tiny"])
     assert json.loads((tmp_path / "numbers.json").read_text())["regression"]["seeds"] == 1
     assert numbers["kde"]["fidelity_init"]["samples"] == 16
-    for name in ("convexity.png", "fidelity.png", "drift.png"):
+    for name in ("convexity.png", "fidelity.png", "drift.png", "stability.png",
+                 "trajectories.png", "cost.png"):
         assert (tmp_path / name).stat().st_size > 10_000
     page = (tmp_path / "index.md").read_text()
     assert "${" not in page
     assert not re.search(r"\bnan\b", page)
+
+
+def test_each_backward_rule_reaches_training():
+    """Faulty variant: the layer built with the default adjoint whatever the setting."""
+    def first_gradient(name: str) -> float:
+        log = stability.regression_run(3, 8, 32, 16, 1, 16, 1, 0.05, 0,
+                                       stability.SETTINGS[name]())
+        return log["grad_norm"][0]
+
+    exact, unrolled, damped = (first_gradient(n) for n in ("λ = 0", "unrolled", "λ = 1"))
+    assert abs(unrolled - exact) <= 1e-3 * exact  # both differentiate the converged argmin
+    assert damped < 0.9 * exact  # λ = 1 shrinks the gradient along flat directions
+
+
+def test_grid_search_keeps_the_best_training_point():
+    """Faulty variant: the last grid point kept instead of the best one."""
+    rows = cost.grid_search(3, 8, 16, 8, [3], seed=0)
+    energy = problems.RobustRegression(3)
+    train = problems.regression_data(16, 3, 8, seed=100)
+    losses = []
+    for log_w in torch.linspace(*cost.LOG_WEIGHTS, 3).tolist():
+        for log_d in torch.linspace(*cost.LOG_SCALES, 3).tolist():
+            with torch.no_grad():
+                energy.log_weight.fill_(log_w)
+                energy.log_scale.fill_(log_d)
+            losses.append(cost._loss(energy, train))
+    assert rows[0]["points"] == 9
+    assert rows[0]["train_loss"] == min(losses)
