@@ -15,8 +15,9 @@ Levenberg–Marquardt steps (float64) and differentiated by the implicit adjoint
 matrices or the packed blocks), the memory that decides how long a window fits; ``graph_mb`` is
 what the autograd graph keeps for backward (:mod:`~lightning_energy.bench.timing`).
 
-With ``--blocks`` it times one Gauss–Newton evaluation of the real sequence pose energy instead,
-closed-form block derivatives against automatic ones (:mod:`~lightning_energy.bench.sequence_blocks`).
+With ``--blocks`` it times one Gauss–Newton evaluation of the real sequence pose energy
+instead, closed-form block derivatives against automatic ones
+(:mod:`~lightning_energy.bench.sequence_blocks`).
 """
 
 from __future__ import annotations
@@ -53,9 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--format", choices=["table", "json"], default="table")
     parser.add_argument("--blocks", action="store_true",
-                        help="time SequencePoseEnergy's block derivatives, closed form vs automatic")
+                        help="time SequencePoseEnergy's block derivatives: closed form, automatic")
     parser.add_argument("--ppca-root", default=None,
-                        help="with --blocks: folder of the authors' PPCA file (default: tiny model)")
+                        help="with --blocks: the authors' PPCA folder (default: the tiny model)")
     parser.add_argument("--repeats", type=int, default=3, help="with --blocks: timed runs per row")
     return parser
 

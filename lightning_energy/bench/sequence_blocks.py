@@ -19,26 +19,29 @@ the recipe's size); without it the tiny synthetic model (p = 11).
 from __future__ import annotations
 
 import argparse
-from functools import partial
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from lightning_energy._tree import tree_map
 from lightning_energy.bench.timing import median_ms
 from lightning_energy.datasets.pose_synthetic import generate_synthetic_sequences
-from lightning_energy.datasets.pose_windows import PoseWindows, collate_windows, covering_windows
-from lightning_energy.datasets.pose_windows import sequence_runs
+from lightning_energy.datasets.pose_windows import (
+    PoseWindows,
+    collate_windows,
+    covering_windows,
+    sequence_runs,
+)
 from lightning_energy.energies.pose import MultiViewPoseEnergy, pose_energy_inputs
-from lightning_energy.energies.ppca import load_ppca
 from lightning_energy.energies.pose_sequence import SequencePoseEnergy, SequencePoseInputs
-from lightning_energy.energies.sequence import SequenceLeastSquaresEnergy
+from lightning_energy.energies.ppca import load_ppca
 
 F64 = torch.float64
 
 
 def window_problem(frames: int, batch_size: int, ppca_root: str | None,
-                   ) -> tuple[SequencePoseEnergy, SequencePoseInputs, torch.Tensor]:
+                   device: torch.device) -> tuple[SequencePoseEnergy, SequencePoseInputs, Tensor]:
     """The energy, B windows of ``frames`` frames and a start near the DLT initialisation."""
     m = 3 if ppca_root else 1  # the file holds 3, 6 or 10 components: every frame takes the first
     model = load_ppca(ppca_root, m) if ppca_root else None
@@ -47,29 +50,29 @@ def window_problem(frames: int, batch_size: int, ppca_root: str | None,
     batch = collate_windows([windows[i] for i in range(batch_size)])
     problems = pose_energy_inputs(batch.frames.to(dtype=F64), m)
     inputs = SequencePoseInputs(
-        tree_map(lambda x: x[::m].reshape(batch_size, frames, *x.shape[1:]), problems),
-        batch.real.to(F64))
-    energy = SequencePoseEnergy(MultiViewPoseEnergy(ppca_root, num_components=m)).double()
+        tree_map(lambda x: x[::m].reshape(batch_size, frames, *x.shape[1:]).to(device), problems),
+        batch.real.to(device=device, dtype=F64))
+    energy = SequencePoseEnergy(MultiViewPoseEnergy(ppca_root, num_components=m))
+    energy = energy.to(device=device, dtype=F64)
     x = energy.initial_solution(inputs)
-    x = x + 0.01 * torch.randn(x.shape, generator=torch.Generator().manual_seed(0), dtype=F64)
-    return energy, inputs, x
+    noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(0), dtype=F64)
+    return energy, inputs, x + 0.01 * noise.to(device)
 
 
 def measure_blocks(frames: int, args: argparse.Namespace) -> list[dict[str, Any]]:
     """One record per way of computing the blocks at ``frames`` frames."""
-    energy, inputs, x = window_problem(frames, args.batch_size, args.ppca_root)
-    coloured = SequencePoseEnergy(energy.frame, energy.body).double()
+    device = torch.device(args.device)
+    energy, inputs, x = window_problem(frames, args.batch_size, args.ppca_root, device)
+    coloured = SequencePoseEnergy(energy.frame, energy.body).to(device=device, dtype=F64)
     coloured.load_state_dict(energy.state_dict())
     coloured.closed_form_jacobian = False
-    coloured.curvature_products = partial(  # type: ignore[method-assign]
-        SequenceLeastSquaresEnergy.curvature_products, coloured)
     rows, matrices = [], {}
     for name, e in (("closed_form", energy), ("coloured", coloured)):
         def evaluate(e: SequencePoseEnergy = e) -> Any:
             with torch.no_grad():
                 return e.gauss_newton_block_arrow(x, inputs, kernel_curvature=True)
         matrices[name] = evaluate()[2].dense()
-        ms = median_ms(evaluate, torch.device("cpu"), args.repeats)
+        ms = median_ms(evaluate, device, args.repeats)
         rows.append({"frames": frames, "variables": x.shape[1], "batch_size": args.batch_size,
                      "path": name, "evaluation_ms": ms})
     scale = matrices["coloured"].abs().max()

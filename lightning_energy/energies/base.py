@@ -101,7 +101,8 @@ class LeastSquaresEnergy(Energy):
 
     closed_form_jacobian: bool = True
     """Set to False on an instance to have the solvers differentiate :meth:`residuals` instead
-    of calling :meth:`residuals_and_jacobian` (to compare the two, or to rule it out)."""
+    of calling :meth:`residuals_and_jacobian` (to compare the two, or to rule it out); sequence
+    energies then also use automatic Jacobian blocks and curvature products."""
 
     @property
     def has_jacobian(self) -> bool:

@@ -56,6 +56,13 @@ class SequencePoseInputs:
         return tree_map(lambda t: t.flatten(0, 1), self.frames)
 
 
+_RESIDUAL_METHODS = ("frame_residuals", "pair_residuals", "shared_residuals", "poses",
+                     "offsets")
+"""What :meth:`SequencePoseEnergy.jacobian_blocks` differentiates in closed form."""
+_FRAME_RESIDUAL_METHODS = ("residuals", "derivatives", "pose", "canonical", "project", "cameras")
+"""The per-frame energy's methods behind it."""
+
+
 class SequencePoseEnergy(SequenceLeastSquaresEnergy):
     """Multi-view pose over a window with shared body variables and smoothness (module docstring).
 
@@ -141,6 +148,8 @@ class SequencePoseEnergy(SequenceLeastSquaresEnergy):
         frames (``bench sequence --blocks``, docs/benchmarks.md); the recipe's training step
         2.2× (4 S8 windows, same steps and minima).
         """
+        if not self._closed_form(_RESIDUAL_METHODS, _FRAME_RESIDUAL_METHODS):
+            return super().jacobian_blocks(x, inputs)
         frames, shared = self.split(x)
         b, t, p = frames.shape
         j, s = self.frame.num_joints, self.shared_size
@@ -168,10 +177,11 @@ class SequencePoseEnergy(SequenceLeastSquaresEnergy):
             w = 0.1 * self.log_smoothness.to(x.dtype).exp()
             world = d.world.reshape(b, t, 3 * j, p)
             j_a, j_b = -w * world[:, :-1], w * world[:, 1:]
-            body = d.body_to_world.reshape(b, t, 3, 3)
-            step = w * (body[:, 1:] - body[:, :-1])  # (B, T − 1, 3, 3)
-            j_qs = torch.einsum("btde,jk->btjdke", step, eye).reshape(b, t - 1, 3 * j, 3 * j)
-            j_qs = j_qs[..., :s]
+            j_qs = x.new_zeros(b, t - 1, 3 * j, 0)
+            if s:
+                body = d.body_to_world.reshape(b, t, 3, 3)
+                step = w * (body[:, 1:] - body[:, :-1])  # (B, T − 1, 3, 3)
+                j_qs = torch.einsum("btde,jk->btjdke", step, eye).reshape(b, t - 1, 3 * j, s)
         else:
             j_a = j_b = x.new_zeros(b, t - 1, 0, p)
             j_qs = x.new_zeros(b, t - 1, 0, s)
@@ -211,15 +221,19 @@ class SequencePoseEnergy(SequenceLeastSquaresEnergy):
         """M v in closed form: each kernel acts on one group's squared norm ‖r_g‖².
 
         For ½ρ(‖r_g‖²) on a group (a joint's 2D residual in one view, a joint's 3D step),
-        ∂(ρ'r_g)/∂r_g = ρ' I + 2ρ'' r_g r_gᵀ; the prior rows have M = I.
+        ∂(ρ'r_g)/∂r_g = ρ' I + 2ρ'' r_g r_gᵀ; the prior rows have M = I. A subclass that
+        overrides ``rho`` or ``weights`` (or a frame energy that does) gets the base class's
+        forward-mode products instead, as :meth:`jacobian_blocks` does for the residuals.
         """
+        if not self._closed_form(("rho", "weights"), ("rho", "weights")):
+            return super().curvature_products(r, tangents)
         frame = self.frame
         reprojection = frame.num_views * frame.num_joints * 2
         m_f = reprojection + frame.num_bases + 1
         m_q = 3 * frame.num_joints if self.use_smoothness else 0
         t = (r.shape[1] - self.shared_size + m_q) // (m_f + m_q)
         b, k = r.shape[0], tangents.shape[0]
-        r_f, r_q, r_u = torch.split(r, [t * m_f, (t - 1) * m_q, self.shared_size], 1)
+        r_f, r_q, _ = torch.split(r, [t * m_f, (t - 1) * m_q, self.shared_size], 1)
         v_f, v_q, v_u = torch.split(tangents, [t * m_f, (t - 1) * m_q, self.shared_size], 2)
         r_f, v_f = r_f.reshape(b, t, m_f), v_f.reshape(k, b, t, m_f)
         out_f = torch.cat([
@@ -229,6 +243,17 @@ class SequencePoseEnergy(SequenceLeastSquaresEnergy):
         ], -1)  # fmt: skip
         out_q = _grouped(self.smoothness_kernel, r_q.reshape(b, -1, 3), v_q.reshape(k, b, -1, 3))
         return torch.cat([out_f.flatten(2), out_q.flatten(2), v_u], 2)
+
+    def _closed_form(self, own: tuple[str, ...], frame: tuple[str, ...]) -> bool:
+        """Whether the closed forms apply (``closed_form_jacobian`` on, no overrides).
+
+        Methods ``own`` of this energy and ``frame`` of the frame energy must be this module's
+        and :class:`MultiViewPoseEnergy`'s, not a subclass's.
+        """
+        return (self.closed_form_jacobian
+                and all(getattr(type(self), n) is getattr(SequencePoseEnergy, n) for n in own)
+                and all(getattr(type(self.frame), n) is getattr(MultiViewPoseEnergy, n)
+                        for n in frame))
 
     def initial_solution(self, inputs: SequencePoseInputs) -> Tensor:
         """Each frame from its DLT triangulation, no body offset.

@@ -252,7 +252,7 @@ def _curvature_times(products: Any, r: Tensor, jac: tuple[Tensor, ...],
     variable J_fs, J_qs and J_u.
     """
     j_f, j_fs, j_a, j_b, j_qs, j_u = jac
-    p, s = j_f.shape[-1], j_fs.shape[-1]
+    p = j_f.shape[-1]
 
     def rows(block: Tensor) -> Tensor:  # (B, …, m, k) → (k, B, rows)
         return block.movedim(-1, 0).flatten(2)
@@ -266,8 +266,8 @@ def _curvature_times(products: Any, r: Tensor, jac: tuple[Tensor, ...],
         torch.cat([zeros(f, p), rows(j_b), zeros(u, p)], 2),
         torch.cat([rows(j_fs), rows(j_qs), rows(j_u)], 2),
     ])  # fmt: skip
-    products = products(r, tangents)
-    frame, pair, shared = torch.split(products, [f[1:].numel(), q[1:].numel(), u[1:].numel()], 2)
+    times = products(r, tangents)
+    frame, pair, shared = torch.split(times, [f[1:].numel(), q[1:].numel(), u[1:].numel()], 2)
 
     def block(part: Tensor, shape: torch.Size) -> Tensor:  # (k, B, rows) → (B, …, m, k)
         return part.reshape(part.shape[0], *shape).movedim(0, -1)

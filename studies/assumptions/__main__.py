@@ -11,7 +11,6 @@ from pathlib import Path
 
 from studies.assumptions import figures, page
 from studies.assumptions.run import ADAM_STEP, Config, run_all, run_training, tiny
-from studies.assumptions.stability import stability_numbers
 from studies.assumptions.summary import summarise
 
 
@@ -28,15 +27,13 @@ def main(argv: list[str] | None = None) -> dict:
     results = run_all(cfg)
     training = run_training(cfg)
     numbers = summarise(results)
-    numbers["stability"] = stability_numbers(training["runs"])
+    numbers["stability"] = training["stability"]
     numbers["cost"] = {"grid": training["grid"], "step_cost": training["step_cost"]}
-    default = training["runs"]["λ = 1e-2"]
-    numbers["trajectories"] = {  # θ after the last step, per seed
-        "log_w": [run["theta"][-1][:-1] for run in default],
-        "log_delta": [run["theta"][-1][-1] for run in default],
-        "kde_log_sigma": [seed["training"]["theta"][-1][0] for seed in results["kde"]]}
+    numbers["kde_theta"] = [seed["training"]["theta"] for seed in results["kde"]]
     config = {"steps": cfg.steps, "stability_steps": cfg.stability_steps,
-              "num_train": cfg.num_train,
+              "num_train": cfg.num_train, "batch": cfg.batch, "every": cfg.every,
+              "adam_lr": ADAM_STEP,
+              "scaling_batch": cfg.scaling_batch, "scaling_repeats": cfg.scaling_repeats,
               "seeds": list(cfg.seeds), "n": cfg.n, "m": cfg.m,
               "num_eval": cfg.num_eval, "adam_step": ADAM_STEP * math.sqrt(cfg.n + 1),
               "drift_size": min(cfg.sizes, key=lambda s: abs(s - ADAM_STEP * math.sqrt(cfg.n + 1)))}
@@ -47,8 +44,9 @@ def main(argv: list[str] | None = None) -> dict:
     figures.convexity(results, args.out)
     figures.fidelity(numbers, args.out)
     figures.drift(numbers, config["adam_step"], args.out)
-    figures.stability(numbers["stability"], training["runs"], args.out)
-    figures.trajectories(training["runs"], results["kde"], args.out)
+    figures.stability(numbers["stability"], args.out)
+    figures.trajectories(numbers["stability"]["λ = 1e-2"]["theta"], numbers["kde_theta"],
+                         args.out)
     figures.cost(numbers["cost"], args.out)
     page.write(numbers, config, args.out)
     return numbers

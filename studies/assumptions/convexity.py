@@ -20,8 +20,10 @@ from studies.assumptions.problems import eigenvalues
 
 
 def census(layer: le.EnergyLayer, inputs: Any, target: Tensor) -> dict[str, Any]:
-    """Eigenvalues of H at the training solver's x* (B, n), which solves converged (B,) and
-    the loss mean ½‖x* − target‖² over the batch."""
+    """Eigenvalues of H at x* (B, n), which solves converged (B,) and the batch's loss.
+
+    x* is the training solver's; the loss is the mean of ½‖x* − target‖².
+    """
     with torch.no_grad():
         solution = layer(inputs)
     mu = eigenvalues(layer.energy, solution.x, inputs)

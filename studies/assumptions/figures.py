@@ -118,7 +118,7 @@ def _truncation(ax: plt.Axes, steps: dict[str, list[float]]) -> None:
     ax.legend(fontsize=8, loc="lower left")
 
 
-def stability(numbers: dict[str, Any], runs: dict[str, list[dict[str, Any]]], out: Path) -> None:
+def stability(numbers: dict[str, Any], out: Path) -> None:
     """Evaluation loss, ‖dL/dθ‖ and masked solves per step, for each backward rule."""
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
     for name, row in numbers.items():
@@ -128,9 +128,8 @@ def stability(numbers: dict[str, Any], runs: dict[str, list[dict[str, Any]]], ou
                              color=line.get_color(), alpha=0.12)
         steps = range(1, len(row["grad_norm_median"]) + 1)
         axes[1].semilogy(steps, row["grad_norm_median"], color=line.get_color(), lw=1)
-        masked = torch.tensor([[m / max(n, 1) for m, n in zip(s["masked"], s["solves"],
-                                                              strict=True)] for s in runs[name]])
-        axes[2].plot(steps, 100 * masked.mean(0), color=line.get_color(), lw=1)
+        axes[2].plot(steps, [100 * m for m in row["masked_curve"]], color=line.get_color(),
+                     lw=1)
     axes[0].set(xlabel="Adam step", ylabel="evaluation loss ½‖x* − x_true‖² (median, band: seeds)",
                 title="robust regression: training with each backward rule")
     axes[1].set(xlabel="Adam step", ylabel="‖dL/dθ‖ of the batch (median over seeds)",
@@ -143,18 +142,18 @@ def stability(numbers: dict[str, Any], runs: dict[str, list[dict[str, Any]]], ou
     _save(fig, out / "stability.png")
 
 
-def trajectories(runs: dict[str, list[dict[str, Any]]], kde_seeds: list[dict[str, Any]],
+def trajectories(regression: list[list[list[float]]], kde: list[list[list[float]]],
                  out: Path) -> None:
-    """What the energies learned: θ over the training steps (λ = 1e-2), every seed."""
+    """What the energies learned: θ per step and seed (regression: log w, log δ; kde: log σ)."""
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for colour, run in zip(colours, runs["λ = 1e-2"], strict=False):
-        theta = torch.tensor(run["theta"])  # (steps, n + 1): log w, then log δ
+    for colour, run in zip(colours, regression, strict=False):
+        theta = torch.tensor(run)  # (steps, n + 1): log w, then log δ
         steps = torch.arange(1, theta.shape[0] + 1)
         axes[0].plot(steps, theta[:, :-1].exp(), color=colour, lw=0.8)
         axes[1].plot(steps, theta[:, -1].exp(), color=colour)
-    for colour, seed in zip(colours, kde_seeds, strict=False):
-        theta = torch.tensor(seed["training"]["theta"])
+    for colour, run in zip(colours, kde, strict=False):
+        theta = torch.tensor(run)
         axes[2].plot(torch.arange(1, theta.shape[0] + 1), theta[:, 0].exp(), color=colour)
     axes[0].set(yscale="log", xlabel="Adam step", ylabel="prior weight wⱼ (one line per j)",
                 title="robust regression: prior weights (colour = seed)")

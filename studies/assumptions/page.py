@@ -132,26 +132,28 @@ def _stability(stab: dict[str, Any], config: dict[str, Any]) -> dict[str, str]:
              "masked solves | seconds per run |", "|---|---|---|---|---|"]
     for name, row in stab.items():
         final = row["final_eval_loss"]
-        lines.append(f"| {name} | {sorted(final)[len(final) // 2]:.3f} [{min(final):.3f}–"
+        lines.append(f"| {name} | {row['final_eval_loss_median']:.3f} [{min(final):.3f}–"
                      f"{max(final):.3f}] | {row['largest_grad_norm']:.3g} | "
-                     f"{pct(row['masked_share'])} | {sorted(row['seconds'])[len(final) // 2]:.0f} |")
-    finals = {name: sorted(row["final_eval_loss"])[len(row["final_eval_loss"]) // 2]
-              for name, row in stab.items()}
+                     f"{pct(row['masked_share'])} | {row['seconds_median']:.0f} |")
+    finals = {name: row["final_eval_loss_median"] for name, row in stab.items()}
     best = min(finals, key=finals.__getitem__)
     implicit = {k: v for k, v in finals.items() if k.startswith("λ")}
-    unrolled_time = sorted(stab["unrolled"]["seconds"])[len(stab["unrolled"]["seconds"]) // 2]
-    default_time = sorted(stab["λ = 1e-2"]["seconds"])[len(stab["λ = 1e-2"]["seconds"]) // 2]
+    worst = max(implicit, key=implicit.__getitem__)
+    ratio = stab["unrolled"]["seconds_median"] / stab["λ = 1e-2"]["seconds_median"]
     return {"stab_table": "\n".join(lines), "stab_steps": str(config["stability_steps"]),
             "stab_best": best, "stab_best_loss": f"{finals[best]:.3f}",
-            "stab_worst_implicit": max(implicit, key=implicit.__getitem__),
-            "stab_worst_loss": f"{max(implicit.values()):.3f}",
+            "stab_worst_implicit": worst, "stab_worst_loss": f"{finals[worst]:.3f}",
             "stab_exact_loss": f"{finals['λ = 0']:.3f}",
             "stab_unrolled_loss": f"{finals['unrolled']:.3f}",
             "stab_default_loss": f"{finals['λ = 1e-2']:.3f}",
-            "stab_unrolled_ratio": f"{unrolled_time / default_time:.1f}",
-            "stab_all_finite": "every" if all(r["finite"] for r in stab.values()) else "not every",
+            "stab_unrolled_ratio": f"{ratio:.1f}",
+            "stab_all_finite": "Every" if all(r["finite"] for r in stab.values()) else "Not every",
             "stab_gn_0": f"{stab['λ = 0']['largest_grad_norm']:.3g}",
-            "stab_gn_one": f"{stab['λ = 1']['largest_grad_norm']:.3g}"}
+            "stab_gn_one": f"{stab['λ = 1']['largest_grad_norm']:.3g}",
+            "batch": str(config["batch"]), "every": str(config["every"]),
+            "adam_lr": f"{config['adam_lr']:g}",
+            "scaling_batch": str(config["scaling_batch"]),
+            "scaling_repeats": str(config["scaling_repeats"])}
 
 
 def _cost(cost: dict[str, Any]) -> dict[str, str]:
@@ -188,11 +190,11 @@ def _cost(cost: dict[str, Any]) -> dict[str, str]:
 
 
 def _learned(numbers: dict[str, Any]) -> dict[str, str]:
-    final = numbers["trajectories"]
-    return {"delta_final": _range([math.exp(v) for v in final["log_delta"]]),
-            "w_final_lo": sci(math.exp(min(min(w) for w in final["log_w"]))),
-            "w_final_hi": sci(math.exp(max(max(w) for w in final["log_w"]))),
-            "sigma_final": _range([math.exp(v) for v in final["kde_log_sigma"]])}
+    last = [run[-1] for run in numbers["stability"]["λ = 1e-2"]["theta"]]  # per seed
+    log_w = [w for theta in last for w in theta[:-1]]
+    return {"delta_final": _range([math.exp(theta[-1]) for theta in last]),
+            "w_final_lo": sci(math.exp(min(log_w))), "w_final_hi": sci(math.exp(max(log_w))),
+            "sigma_final": _range([math.exp(run[-1][0]) for run in numbers["kde_theta"]])}
 
 
 def write(numbers: dict[str, Any], config: dict[str, Any], out: Path) -> None:

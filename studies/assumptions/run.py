@@ -64,7 +64,7 @@ def regression_seed(cfg: Config, seed: int) -> dict[str, Any]:
     energy = problems.RobustRegression(cfg.n)
     train = problems.regression_data(cfg.num_train, cfg.n, cfg.m, seed=100 + seed)
     evaluation = problems.regression_data(cfg.num_eval, cfg.n, cfg.m, seed=200 + seed)
-    cold = le.Newton(max_steps=30, tol=1e-6, dtype="float64")
+    cold = stability.training_solver()
     case = problems.regression_case(energy, evaluation, cold)
     out = {"fidelity_init": fidelity.fidelity(case, ("exact", "gauss_newton"))}
     reference = out["fidelity_init"]["reference"]
@@ -72,16 +72,8 @@ def regression_seed(cfg: Config, seed: int) -> dict[str, Any]:
     direction = unit_rows(-reference.mean(0, keepdim=True)).expand_as(reference)
     out["drift"] = drift.step_drift(case, direction, cfg.sizes, adjoints(True), cold)
     out["truncation"] = drift.truncation(case, reference, cfg.budgets, cfg.tols)
-    layer = le.EnergyLayer(energy, cold, le.ImplicitAdjoint(1e-2))
-
-    def batches(step: int) -> tuple[Any, torch.Tensor]:
-        index = torch.arange(step * cfg.batch, (step + 1) * cfg.batch) % cfg.num_train
-        picked = {k: v[index] for k, v in train.items()}
-        return problems.regression_inputs(picked), picked["x_true"]
-
-    out["training"] = convexity.train(
-        layer, batches, (problems.regression_inputs(evaluation), evaluation["x_true"]),
-        cfg.steps, ADAM_STEP, cfg.every)
+    out["training"] = stability.train_regression(energy, train, evaluation, cfg.steps, cfg.batch,
+                                                 cfg.every, ADAM_STEP, le.ImplicitAdjoint(1e-2))
     trained = problems.regression_case(energy, evaluation, cold)
     out["fidelity_trained"] = fidelity.fidelity(trained, ("exact", "gauss_newton"))
     return out
@@ -129,7 +121,7 @@ def run_training(cfg: Config) -> dict[str, Any]:
     grids = [cost.grid_search(cfg.n, cfg.m, cfg.num_train, cfg.num_eval, cfg.grid_sizes, seed)
              for seed in cfg.seeds]
     learned = [run["census"][max(run["census"])]["loss"] for run in reference]
-    return {"runs": runs,
+    return {"stability": stability.stability_numbers(runs),
             "grid": cost.grid_numbers(grids, learned, [run["seconds"] for run in reference]),
             "step_cost": cost.step_cost(cfg.scaling_variables, cfg.scaling_batch,
                                         cfg.scaling_repeats)}

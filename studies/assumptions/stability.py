@@ -35,17 +35,17 @@ def training_solver() -> le.Newton:
     return le.Newton(max_steps=30, tol=1e-6, dtype="float64")
 
 
-def regression_run(n: int, m: int, num_train: int, num_eval: int, steps: int, batch: int,
-                   every: int, lr: float, seed: int, adjoint: le.Adjoint) -> dict[str, Any]:
-    """Train the regression toy with ``adjoint``; the log of :func:`convexity.train` + seconds."""
-    torch.manual_seed(seed)
-    energy = problems.RobustRegression(n)
-    train = problems.regression_data(num_train, n, m, seed=100 + seed)
-    evaluation = problems.regression_data(num_eval, n, m, seed=200 + seed)
+def train_regression(energy: problems.RobustRegression, train: dict[str, torch.Tensor],
+                     evaluation: dict[str, torch.Tensor], steps: int, batch: int, every: int,
+                     lr: float, adjoint: le.Adjoint) -> dict[str, Any]:
+    """Adam on ``energy`` through the training solver and ``adjoint``, batches taken in order.
+
+    Returns the log of :func:`convexity.train` and the run's ``seconds``.
+    """
     layer = le.EnergyLayer(energy, training_solver(), adjoint, nonconverged="mask")
 
     def batches(step: int) -> tuple[Any, torch.Tensor]:
-        index = torch.arange(step * batch, (step + 1) * batch) % num_train
+        index = torch.arange(step * batch, (step + 1) * batch) % train["x_true"].shape[0]
         picked = {k: v[index] for k, v in train.items()}
         return problems.regression_inputs(picked), picked["x_true"]
 
@@ -55,6 +55,16 @@ def regression_run(n: int, m: int, num_train: int, num_eval: int, steps: int, ba
                           steps, lr, every)
     log["seconds"] = time.perf_counter() - start
     return log
+
+
+def regression_run(n: int, m: int, num_train: int, num_eval: int, steps: int, batch: int,
+                   every: int, lr: float, seed: int, adjoint: le.Adjoint) -> dict[str, Any]:
+    """Train a fresh regression toy on ``seed``'s data with ``adjoint`` (see train_regression)."""
+    torch.manual_seed(seed)
+    return train_regression(problems.RobustRegression(n),
+                            problems.regression_data(num_train, n, m, seed=100 + seed),
+                            problems.regression_data(num_eval, n, m, seed=200 + seed),
+                            steps, batch, every, lr, adjoint)
 
 
 def stability_numbers(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
@@ -67,17 +77,22 @@ def stability_numbers(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
         masked = torch.tensor([[m / max(n, 1) for m, n in zip(s["masked"], s["solves"],
                                                               strict=True)] for s in seeds])
         finite = bool(torch.isfinite(curves).all() and torch.isfinite(grad).all())
+        seconds = torch.tensor([s["seconds"] for s in seeds])
         out[name] = {
             "census_steps": steps,
             "eval_loss_median": curves.median(0).values.tolist(),
             "eval_loss_min": curves.min(0).values.tolist(),
             "eval_loss_max": curves.max(0).values.tolist(),
             "final_eval_loss": curves[:, -1].tolist(),
+            "final_eval_loss_median": float(curves[:, -1].median()),
             "grad_norm_median": grad.median(0).values.tolist(),
             "largest_grad_norm": float(grad.max()),
+            "masked_curve": masked.mean(0).tolist(),
             "masked_share": float(masked.mean()),
             "largest_masked_share": float(masked.max()),
             "finite": finite,
-            "seconds": [s["seconds"] for s in seeds],
+            "seconds": seconds.tolist(),
+            "seconds_median": float(seconds.median()),
+            "theta": [s["theta"] for s in seeds],
         }
     return out

@@ -25,7 +25,7 @@ F64 = torch.float64
 
 def window_inputs(t: int = 4, frames: int = 9) -> SequencePoseInputs:
     arrays = generate_synthetic_sequences(2, frames, seed=3)
-    data = PoseWindows(arrays, covering_windows(sequence_runs(arrays), t, 1))
+    data = PoseWindows(arrays, covering_windows(sequence_runs(arrays), t, min(1, t - 1)))
     batch = collate_windows([data[i] for i in range(min(3, len(data)))])
     b = batch.real.shape[0]
     problems = pose_energy_inputs(batch.frames.to(dtype=F64), 1)
@@ -57,12 +57,13 @@ def test_block_arrow_derivatives_equal_dense_autograd(kwargs):
 
 @pytest.mark.parametrize("projection", ["perspective", "weak_perspective"])
 @pytest.mark.parametrize("kwargs", [{}, {"body": "none"}, {"smoothness_weight": 0.0}])
-def test_closed_form_blocks_equal_coloured_products(kwargs, projection):
+@pytest.mark.parametrize("t", [1, 4])
+def test_closed_form_blocks_equal_coloured_products(kwargs, projection, t):
     """Faulty variant: the offset columns' yaw rotation transposed (R(−yaw) for R(yaw))."""
     frame = MultiViewPoseEnergy(None, num_components=1, projection=projection)
     e = SequencePoseEnergy(frame, **kwargs).double()
-    inputs = window_inputs(t=4, frames=3)  # 3 real frames + 1 padding per window
-    assert not bool(inputs.frame_weight.bool().all())
+    inputs = window_inputs(t=t, frames=3)  # t = 4: 3 real frames + 1 padding per window
+    assert t == 1 or not bool(inputs.frame_weight.bool().all())
     x = e.initial_solution(inputs)
     x = x + 0.1 * torch.randn(x.shape, generator=torch.Generator().manual_seed(1), dtype=F64)
     closed_residuals, closed = e.jacobian_blocks(x, inputs)
@@ -72,6 +73,32 @@ def test_closed_form_blocks_equal_coloured_products(kwargs, projection):
         assert got.shape == want.shape
         if want.numel():
             assert (got - want).abs().max() <= 1e-12 * (1 + want.abs().max())
+
+
+def test_overrides_fall_back_to_automatic_derivatives():
+    """Faulty variant: the closed forms used whatever a subclass overrides (its prior and kernel
+    ignored in J_u and M)."""
+
+    class Heavier(SequencePoseEnergy):
+        def shared_residuals(self, shared, inputs):
+            return 3.0 * super().shared_residuals(shared, inputs)
+
+        def weights(self, squared):  # another kernel (its ρ is irrelevant to M)
+            return super().weights(squared) / (1 + squared)
+
+    e = Heavier(MultiViewPoseEnergy(None, num_components=1)).double()
+    inputs = window_inputs()
+    x = e.initial_solution(inputs)
+    x = x + 0.1 * torch.randn(x.shape, generator=torch.Generator().manual_seed(2), dtype=F64)
+    got = e.jacobian_blocks(x, inputs)
+    want = SequenceLeastSquaresEnergy.jacobian_blocks(e, x, inputs)
+    for a, b in zip(got[0] + got[1], want[0] + want[1], strict=True):
+        assert torch.allclose(a, b, rtol=1e-12, atol=1e-12)
+    r = e.residuals(x, inputs)
+    tangents = torch.randn(3, *r.shape, generator=torch.Generator().manual_seed(3), dtype=F64)
+    assert torch.allclose(e.curvature_products(r, tangents),
+                          SequenceLeastSquaresEnergy.curvature_products(e, r, tangents),
+                          rtol=1e-12, atol=1e-12)
 
 
 def test_switches_set_the_structure():
