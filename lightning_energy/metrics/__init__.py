@@ -15,9 +15,10 @@ from lightning_energy.metrics.functional import (
     precision_at_pixels,
     solver_convergence,
     success_auc,
+    systematic_offset,
 )
 from lightning_energy.metrics.keypoints import KeypointError, LeftRightSwapRate
-from lightning_energy.metrics.pose import MPJPE, PAMPJPE
+from lightning_energy.metrics.pose import MPJPE, PAMPJPE, SystematicOffset
 from lightning_energy.metrics.tracking import MeanIoU, PrecisionAtPixels, SuccessAUC
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "PrecisionAtPixels",
     "SolverConvergence",
     "SuccessAUC",
+    "SystematicOffset",
     "keypoint_error",
     "left_right_swap_rate",
     "mean_iou",
@@ -37,4 +39,5 @@ __all__ = [
     "precision_at_pixels",
     "solver_convergence",
     "success_auc",
+    "systematic_offset",
 ]

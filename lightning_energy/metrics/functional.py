@@ -161,6 +161,78 @@ def pa_mpjpe(pred: Tensor, target: Tensor, *, joint_mask: Tensor | None = None) 
     return (total / count).to(pred.dtype)
 
 
+def _body_frame_errors(pred: Tensor, target: Tensor, root: int, right_hip: int,
+                       left_hip: int) -> Tensor:
+    """(B, J, 3) root-aligned errors pred − target in the truth's body frame, float64.
+
+    Body frame (rows): x along the true hip line (left → right hip, made horizontal), z up
+    (the input's z), y = z × x forward.
+    """
+    _check_joints(pred, target, None)
+    joints = pred.shape[1]
+    for name, index in (("root", root), ("right_hip", right_hip), ("left_hip", left_hip)):
+        if isinstance(index, bool) or not isinstance(index, int):
+            raise ValueError(f"Expected `{name}` to be an int, got {index!r}.")
+        if not -joints <= index < joints:
+            raise ShapeError(f"Expected `{name}` in [-{joints}, {joints}), got {index}.")
+    pred, target = pred.double(), target.double()
+    error = (pred - pred[:, root, None]) - (target - target[:, root, None])
+    hips = target[:, right_hip] - target[:, left_hip]
+    x = torch.nn.functional.normalize(hips * hips.new_tensor([1.0, 1.0, 0.0]), dim=-1)
+    z = torch.zeros_like(x)
+    z[:, 2] = 1.0
+    frames = torch.stack([x, torch.linalg.cross(z, x), z], dim=1)  # (B, 3, 3)
+    return torch.einsum("bak,bjk->bja", frames, error)
+
+
+def _systematic_offset_compute(errors: Tensor, remainder: bool) -> Tensor:
+    """Mean ‖bias_j‖ over joints of body-frame errors (N, J, 3), or the MPJPE left without it.
+
+    bias_j is joint j's mean error over the N frames.
+    """
+    bias = errors.mean(0)
+    if remainder:
+        return torch.linalg.vector_norm(errors - bias, dim=-1).mean()
+    return torch.linalg.vector_norm(bias, dim=-1).mean()
+
+
+def systematic_offset(pred: Tensor, target: Tensor, root: int = 0, right_hip: int = 1,
+                      left_hip: int = 4, *, remainder: bool = False) -> Tensor:
+    """How much of the root-aligned error is one bias shared by all frames, in mm.
+
+    Each joint's root-aligned error is expressed in the truth's body frame (x right along the
+    hips, y forward, z up) and averaged over the frames: a per-joint bias (the body sitting too
+    high, a joint systematically forward) that per-frame noise does not explain. Returns the
+    mean over joints of that bias's norm, or with ``remainder`` the MPJPE that is left once each
+    joint's bias is subtracted — a diagnostic, not a method: the bias is the test set's own.
+
+    Args:
+        pred: Predicted poses (B, J, 3), mm, z up.
+        target: Ground-truth poses (B, J, 3), mm, z up.
+        root: Root joint for alignment (0 = pelvis in the Human3.6M 17-joint layout).
+        right_hip: Right hip joint (1 in that layout).
+        left_hip: Left hip joint (4 in that layout).
+        remainder: Return the MPJPE without the bias instead of the bias.
+
+    Returns:
+        A float64 scalar.
+
+    Example:
+        >>> import torch
+        >>> target = torch.zeros(2, 5, 3)
+        >>> target[:, 1, 0], target[:, 4, 0] = 100.0, -100.0  # right and left hip
+        >>> pred = target.clone()
+        >>> pred[:, 2, 2] += 20.0  # joint 2 sits 20 mm too high in both frames
+        >>> pred[0, 3, 0], pred[1, 3, 0] = 5.0, -5.0  # joint 3: noise, no bias
+        >>> systematic_offset(pred, target)  # (20 + 0) / 5 joints
+        tensor(4., dtype=torch.float64)
+        >>> systematic_offset(pred, target, remainder=True)  # the noise is left: 5 / 5 joints
+        tensor(1., dtype=torch.float64)
+    """
+    return _systematic_offset_compute(_body_frame_errors(pred, target, root, right_hip,
+                                                         left_hip), remainder)
+
+
 # ----------------------------------------------------------------------------- tracking
 
 

@@ -1,4 +1,7 @@
-"""3D human pose metrics: MPJPE (Human3.6M protocol #1) and PA-MPJPE (protocol #2)."""
+"""3D human pose metrics: MPJPE, PA-MPJPE (Human3.6M protocols #1, #2), systematic offset.
+
+The offset is the per-joint bias behind an MPJPE, shared by every frame seen.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,12 @@ from torch import Tensor
 from torchmetrics import Metric
 
 from lightning_energy.metrics._checks import _check_root
-from lightning_energy.metrics.functional import _mpjpe_update, _pa_mpjpe_update
+from lightning_energy.metrics.functional import (
+    _body_frame_errors,
+    _mpjpe_update,
+    _pa_mpjpe_update,
+    _systematic_offset_compute,
+)
 
 
 class MPJPE(Metric):
@@ -116,3 +124,61 @@ class PAMPJPE(Metric):
     def compute(self) -> Tensor:
         """Mean aligned joint error over everything seen, float64 scalar."""
         return self.error_sum / self.total
+
+
+class SystematicOffset(Metric):
+    """The per-joint bias shared by all frames seen, in mm (or the MPJPE left without it).
+
+    Each joint's root-aligned error is taken in the truth's body frame (x right along the hips,
+    y forward, z up) and averaged over every frame seen: what per-frame noise does not explain
+    (on Human3.6M, a subject's body sitting too high above its root). ``compute()`` returns the
+    mean over joints of the bias's norm, or with ``remainder`` the MPJPE after subtracting each
+    joint's bias. Every frame's errors are kept (a ``cat`` state: 17 × 3 floats per frame), so
+    the DDP value equals the single-process one. The functional twin is
+    :func:`lightning_energy.metrics.functional.systematic_offset`.
+
+    As input to ``update`` / ``forward``: ``pred`` and ``target`` poses (B, J, 3), mm, z up.
+
+    Args:
+        root: Root joint for alignment (0 = pelvis in the Human3.6M 17-joint layout).
+        right_hip: Right hip joint (1 in that layout).
+        left_hip: Left hip joint (4 in that layout).
+        remainder: Report the MPJPE without the bias instead of the bias.
+
+    Example:
+        >>> import torch
+        >>> target = torch.zeros(2, 5, 3)
+        >>> target[:, 1, 0], target[:, 4, 0] = 100.0, -100.0  # right and left hip
+        >>> metric = SystematicOffset()
+        >>> metric.update(target + torch.tensor([0.0, 0.0, 10.0]) * (torch.arange(5) == 2)[:, None],
+        ...               target)  # joint 2 is 10 mm too high
+        >>> metric.compute()  # 10 mm on one joint of 5
+        tensor(2., dtype=torch.float64)
+    """
+
+    errors: list[Tensor]
+    full_state_update: bool = False
+    is_differentiable: bool = False
+    higher_is_better: bool = False
+
+    def __init__(self, root: int = 0, right_hip: int = 1, left_hip: int = 4,
+                 remainder: bool = False) -> None:
+        super().__init__()
+        self.root, self.right_hip, self.left_hip = root, right_hip, left_hip
+        self.remainder = remainder
+        self.add_state("errors", [], dist_reduce_fx="cat")
+
+    def update(self, pred: Tensor, target: Tensor) -> None:
+        """Keep the body-frame errors of a batch (B, J, 3)."""
+        self.errors.append(_body_frame_errors(pred.detach(), target, self.root, self.right_hip,
+                                              self.left_hip))
+
+    def compute(self) -> Tensor:
+        """The bias (or what is left without it), float64 scalar; NaN before any frame."""
+        # A list of batches, or one tensor once DDP has gathered them.
+        state: list[Tensor] | Tensor = self.errors
+        if isinstance(state, list):
+            if not state:
+                return torch.tensor(float("nan"), dtype=torch.float64)
+            state = torch.cat(state)
+        return _systematic_offset_compute(state, self.remainder)

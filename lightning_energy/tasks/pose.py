@@ -18,7 +18,7 @@ from lightning_energy.energies.pose import MultiViewPoseEnergy, pose_energy_inpu
 from lightning_energy.energies.triangulation import triangulate_dlt
 from lightning_energy.layer import EnergyLayer
 from lightning_energy.metrics.functional import mpjpe, similarity_align
-from lightning_energy.metrics.pose import MPJPE, PAMPJPE
+from lightning_energy.metrics.pose import MPJPE, PAMPJPE, SystematicOffset
 from lightning_energy.solvers.base import Solver
 from lightning_energy.solvers.gauss_newton import LevenbergMarquardt
 from lightning_energy.solvers.multistart import MultiStart
@@ -109,7 +109,8 @@ class MultiViewPoseTask(EnergyTask):
     Every frame is solved for each mixture component (and each yaw start); the lowest energy
     wins. ``forward`` returns a :class:`Solution` whose ``x`` is the predicted pose (B, 17, 3) in
     mm, world frame. The loss is the root-aligned MPJPE (mm, 17 joints) to the ground truth;
-    metrics ``{stage}/mpjpe`` and ``{stage}/pa_mpjpe``. No ground-truth scale is used.
+    metrics ``{stage}/mpjpe``, ``{stage}/pa_mpjpe``, ``{stage}/offset`` and
+    ``{stage}/mpjpe_without_offset`` (:meth:`build_metrics`). No ground-truth scale is used.
 
     Args:
         energy: The pose energy (its learnable groups are chosen by its ``learn``).
@@ -253,8 +254,15 @@ class MultiViewPoseTask(EnergyTask):
             return solution.x.sum() * 0.0
         return mpjpe(solution.x[keep], batch.joints3d[keep])
 
-    def build_metrics(self) -> MetricCollection:  # noqa: D102
-        return MetricCollection({"mpjpe": MPJPE(), "pa_mpjpe": PAMPJPE()})
+    def build_metrics(self) -> MetricCollection:
+        """MPJPE, PA-MPJPE, the systematic offset and the MPJPE left without it.
+
+        The offset (:class:`~lightning_energy.metrics.SystematicOffset`) says how much of the
+        error is one per-joint bias shared by the frames.
+        """
+        return MetricCollection({"mpjpe": MPJPE(), "pa_mpjpe": PAMPJPE(),
+                                 "offset": SystematicOffset(),
+                                 "mpjpe_without_offset": SystematicOffset(remainder=True)})
 
     def metric_inputs(self, solution: Solution, batch: PoseBatch) -> tuple[Tensor, ...]:  # noqa: D102
         return solution.x.detach(), batch.joints3d

@@ -22,6 +22,7 @@ from lightning_energy.metrics import (
     PrecisionAtPixels,
     SolverConvergence,
     SuccessAUC,
+    SystematicOffset,
 )
 
 WORLD_SIZE = 2
@@ -34,6 +35,8 @@ def make_metrics() -> dict[str, Metric]:
     return {
         "mpjpe": MPJPE(),
         "pa_mpjpe": PAMPJPE(),
+        "offset": SystematicOffset(),
+        "offset_remainder": SystematicOffset(remainder=True),
         "success_seq": SuccessAUC(),
         "success_frame": SuccessAUC(average="frame"),
         "precision": PrecisionAtPixels(threshold=15.0),
@@ -73,7 +76,7 @@ def make_batch(index: int) -> dict[str, tuple[torch.Tensor, ...]]:
 
 
 def feed(metric_name: str, metric: Metric, batch: dict[str, tuple[torch.Tensor, ...]]) -> None:
-    if metric_name in ("mpjpe", "pa_mpjpe"):
+    if metric_name in ("mpjpe", "pa_mpjpe", "offset", "offset_remainder"):
         metric.update(*batch["pose"])
     elif metric_name == "solver":
         metric.update(*batch["solver"])

@@ -39,6 +39,8 @@ def test_public_surface() -> None:
             "LeftRightSwapRate",
             "keypoint_error",
             "left_right_swap_rate",
+            "SystematicOffset",
+            "systematic_offset",
         ]
     )
     assert all(hasattr(metrics, name) for name in metrics.__all__)

@@ -9,7 +9,14 @@ from scipy.linalg import orthogonal_procrustes
 from scipy.spatial.transform import Rotation
 
 from lightning_energy.errors import ShapeError
-from lightning_energy.metrics import MPJPE, PAMPJPE, mpjpe, pa_mpjpe
+from lightning_energy.metrics import (
+    MPJPE,
+    PAMPJPE,
+    SystematicOffset,
+    mpjpe,
+    pa_mpjpe,
+    systematic_offset,
+)
 
 B, J = 12, 17
 
@@ -197,3 +204,63 @@ def test_bad_root() -> None:
         mpjpe(torch.zeros(8, 16, 3), torch.zeros(8, 16, 3), root=16)
     with pytest.raises(ValueError, match="`root` to be an int or None"):
         MPJPE(root=1.5)  # type: ignore[arg-type]
+
+
+def _biased_poses(bias: torch.Tensor, noise: float, frames: int = 400):
+    """Poses whose root-aligned error is ``bias`` (J, 3) in each frame's body frame + noise.
+
+    Every frame has its own yaw and position, so a bias taken in world axes would average out.
+    """
+    gen = torch.Generator().manual_seed(0)
+    j = bias.shape[0]
+    body = 300.0 * torch.randn(frames, j, 3, generator=gen, dtype=torch.float64)
+    body[:, 1] = torch.tensor([150.0, 0.0, 0.0])  # right hip on +x of the body frame
+    body[:, 4] = torch.tensor([-150.0, 0.0, 0.0])
+    body[:, 0] = 0.0
+    yaw = 2 * torch.pi * torch.rand(frames, generator=gen, dtype=torch.float64)
+    c, s_ = torch.cos(yaw), torch.sin(yaw)
+    zero, one = torch.zeros_like(c), torch.ones_like(c)
+    rot = torch.stack([torch.stack([c, -s_, zero], -1), torch.stack([s_, c, zero], -1),
+                       torch.stack([zero, zero, one], -1)], -2)  # body → world
+    shift = 1000.0 * torch.randn(frames, 1, 3, generator=gen, dtype=torch.float64)
+    noisy = bias + noise * torch.randn(frames, j, 3, generator=gen, dtype=torch.float64)
+    noisy = noisy - noisy.mean(0) + bias  # the noise has exactly zero mean per joint
+    noisy[:, 0] = 0.0  # the root is aligned
+    target = torch.einsum("bik,bjk->bji", rot, body) + shift
+    pred = torch.einsum("bik,bjk->bji", rot, body + noisy) + shift
+    return pred, target, noisy
+
+
+def test_systematic_offset_recovers_a_body_frame_bias():
+    """Faulty variant: the bias averaged in world axes (each frame's yaw differs: it cancels)."""
+    bias = torch.zeros(17, 3, dtype=torch.float64)
+    bias[10] = torch.tensor([0.0, 0.0, 23.0])  # the head 23 mm too high
+    bias[13] = torch.tensor([6.0, -8.0, 0.0])  # a shoulder 10 mm off
+    pred, target, noisy = _biased_poses(bias, noise=15.0)
+    assert torch.allclose(systematic_offset(pred, target), torch.tensor(33.0 / 17,
+                                                                        dtype=torch.float64))
+    expected = (noisy - bias).norm(dim=-1).mean()
+    assert torch.allclose(systematic_offset(pred, target, remainder=True), expected)
+    assert float(mpjpe(pred, target)) > float(expected)  # the bias costs MPJPE
+
+
+def test_systematic_offset_class_equals_functional_over_batches():
+    """Faulty variant: the class averaging per-batch biases instead of pooling the frames."""
+    bias = torch.zeros(17, 3, dtype=torch.float64)
+    bias[5] = torch.tensor([0.0, 10.0, 0.0])
+    pred, target, _ = _biased_poses(bias, noise=30.0, frames=50)
+    for remainder in (False, True):
+        metric = SystematicOffset(remainder=remainder)
+        for part in torch.split(torch.arange(50), [3, 40, 7]):
+            metric.update(pred[part], target[part])
+        assert torch.allclose(metric.compute(),
+                              systematic_offset(pred, target, remainder=remainder))
+    assert torch.isnan(SystematicOffset().compute())
+
+
+def test_systematic_offset_names_bad_joints():
+    pose = torch.zeros(2, 17, 3)
+    with pytest.raises(ValueError, match="`left_hip`"):
+        systematic_offset(pose, pose, left_hip=2.5)
+    with pytest.raises(ShapeError, match="`right_hip` in"):
+        systematic_offset(pose, pose, right_hip=17)
