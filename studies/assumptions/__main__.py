@@ -29,7 +29,8 @@ def main(argv: list[str] | None = None) -> dict:
     numbers = summarise(results)
     numbers["stability"] = training["stability"]
     numbers["cost"] = {"grid": training["grid"], "step_cost": training["step_cost"]}
-    numbers["kde_theta"] = [seed["training"]["theta"] for seed in results["kde"]]
+    numbers["trajectories"] = {"regression": training["trajectories"],
+                               "kde": [seed["training"]["theta"] for seed in results["kde"]]}
     config = {"steps": cfg.steps, "stability_steps": cfg.stability_steps,
               "num_train": cfg.num_train, "batch": cfg.batch, "every": cfg.every,
               "adam_lr": ADAM_STEP,
@@ -45,8 +46,7 @@ def main(argv: list[str] | None = None) -> dict:
     figures.fidelity(numbers, args.out)
     figures.drift(numbers, config["adam_step"], args.out)
     figures.stability(numbers["stability"], args.out)
-    figures.trajectories(numbers["stability"]["λ = 1e-2"]["theta"], numbers["kde_theta"],
-                         args.out)
+    figures.trajectories(numbers["trajectories"], args.out)
     figures.cost(numbers["cost"], args.out)
     page.write(numbers, config, args.out)
     return numbers

@@ -142,9 +142,9 @@ def stability(numbers: dict[str, Any], out: Path) -> None:
     _save(fig, out / "stability.png")
 
 
-def trajectories(regression: list[list[list[float]]], kde: list[list[list[float]]],
-                 out: Path) -> None:
+def trajectories(theta: dict[str, list[list[list[float]]]], out: Path) -> None:
     """What the energies learned: θ per step and seed (regression: log w, log δ; kde: log σ)."""
+    regression, kde = theta["regression"], theta["kde"]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for colour, run in zip(colours, regression, strict=False):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 import string
 from pathlib import Path
 from typing import Any
@@ -136,6 +137,7 @@ def _stability(stab: dict[str, Any], config: dict[str, Any]) -> dict[str, str]:
                      f"{max(final):.3f}] | {row['largest_grad_norm']:.3g} | "
                      f"{pct(row['masked_share'])} | {row['seconds_median']:.0f} |")
     finals = {name: row["final_eval_loss_median"] for name, row in stab.items()}
+    seed_spreads = [max(r["final_eval_loss"]) - min(r["final_eval_loss"]) for r in stab.values()]
     best = min(finals, key=finals.__getitem__)
     implicit = {k: v for k, v in finals.items() if k.startswith("λ")}
     worst = max(implicit, key=implicit.__getitem__)
@@ -148,6 +150,8 @@ def _stability(stab: dict[str, Any], config: dict[str, Any]) -> dict[str, str]:
             "stab_default_loss": f"{finals['λ = 1e-2']:.3f}",
             "stab_unrolled_ratio": f"{ratio:.1f}",
             "stab_all_finite": "Every" if all(r["finite"] for r in stab.values()) else "Not every",
+            "stab_spread": f"{max(finals.values()) - min(finals.values()):.3f}",
+            "seed_spread": f"{statistics.median(seed_spreads):.2f}",
             "stab_gn_0": f"{stab['λ = 0']['largest_grad_norm']:.3g}",
             "stab_gn_one": f"{stab['λ = 1']['largest_grad_norm']:.3g}",
             "batch": str(config["batch"]), "every": str(config["every"]),
@@ -168,6 +172,11 @@ def _cost(cost: dict[str, Any]) -> dict[str, str]:
     lines.append(f"| learned θ (λ = 1e-2) | – | {grid['learned_eval_loss_median']:.3f} | "
                  f"{grid['learned_seconds_median']:.0f} | – |")
     matched = [r for r in grid["grid"] if r["matched_seeds"] == seeds]
+    some = [r for r in grid["grid"] if r["matched_seeds"] > 0]
+    first = (f"a {some[0]['k']} × {some[0]['k']} grid ({some[0]['points']} points, "
+             f"{some[0]['seconds_median']:.0f} s against {grid['learned_seconds_median']:.0f} s "
+             f"of training) came within 1% of the learned θ on {some[0]['matched_seeds']} of "
+             f"{seeds} seeds" if some else "no grid came within 1% of the learned θ")
     steps = ["| n | mode | forward ms | backward ms | memory MB |", "|---|---|---|---|---|"]
     for r in cost["step_cost"]:
         steps.append(f"| {r['variables']} | {r['mode'].replace('_', '–')} | "
@@ -179,6 +188,7 @@ def _cost(cost: dict[str, Any]) -> dict[str, str]:
         return by[(largest, mode)]["backward_ms"] / by[(largest, "gauss_newton")]["backward_ms"]
 
     return {"grid_table": "\n".join(lines), "step_table": "\n".join(steps),
+            "grid_first_match": first,
             "grid_match": (f"a {matched[0]['k']} × {matched[0]['k']} grid "
                            f"({matched[0]['points']} points, {matched[0]['seconds_median']:.0f} s)"
                            if matched else "none of the grids"),
@@ -190,11 +200,12 @@ def _cost(cost: dict[str, Any]) -> dict[str, str]:
 
 
 def _learned(numbers: dict[str, Any]) -> dict[str, str]:
-    last = [run[-1] for run in numbers["stability"]["λ = 1e-2"]["theta"]]  # per seed
-    log_w = [w for theta in last for w in theta[:-1]]
-    return {"delta_final": _range([math.exp(theta[-1]) for theta in last]),
+    theta = numbers["trajectories"]
+    last = [run[-1] for run in theta["regression"]]  # per seed
+    log_w = [w for final in last for w in final[:-1]]
+    return {"delta_final": _range([math.exp(final[-1]) for final in last]),
             "w_final_lo": sci(math.exp(min(log_w))), "w_final_hi": sci(math.exp(max(log_w))),
-            "sigma_final": _range([math.exp(run[-1][0]) for run in numbers["kde_theta"]])}
+            "sigma_final": _range([math.exp(run[-1][0]) for run in theta["kde"]])}
 
 
 def write(numbers: dict[str, Any], config: dict[str, Any], out: Path) -> None:

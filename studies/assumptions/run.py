@@ -122,6 +122,7 @@ def run_training(cfg: Config) -> dict[str, Any]:
              for seed in cfg.seeds]
     learned = [run["census"][max(run["census"])]["loss"] for run in reference]
     return {"stability": stability.stability_numbers(runs),
+            "trajectories": [run["theta"] for run in reference],  # θ per step, per seed
             "grid": cost.grid_numbers(grids, learned, [run["seconds"] for run in reference]),
             "step_cost": cost.step_cost(cfg.scaling_variables, cfg.scaling_batch,
                                         cfg.scaling_repeats)}

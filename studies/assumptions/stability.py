@@ -93,6 +93,5 @@ def stability_numbers(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
             "finite": finite,
             "seconds": seconds.tolist(),
             "seconds_median": float(seconds.median()),
-            "theta": [s["theta"] for s in seeds],
         }
     return out
