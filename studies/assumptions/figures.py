@@ -148,13 +148,13 @@ def trajectories(theta: dict[str, list[list[list[float]]]], out: Path) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for colour, run in zip(colours, regression, strict=False):
-        theta = torch.tensor(run)  # (steps, n + 1): log w, then log δ
-        steps = torch.arange(1, theta.shape[0] + 1)
-        axes[0].plot(steps, theta[:, :-1].exp(), color=colour, lw=0.8)
-        axes[1].plot(steps, theta[:, -1].exp(), color=colour)
+        values = torch.tensor(run)  # (steps, n + 1): log w, then log δ
+        steps = torch.arange(1, values.shape[0] + 1)
+        axes[0].plot(steps, values[:, :-1].exp(), color=colour, lw=0.8)
+        axes[1].plot(steps, values[:, -1].exp(), color=colour)
     for colour, run in zip(colours, kde, strict=False):
-        theta = torch.tensor(run)
-        axes[2].plot(torch.arange(1, theta.shape[0] + 1), theta[:, 0].exp(), color=colour)
+        values = torch.tensor(run)
+        axes[2].plot(torch.arange(1, values.shape[0] + 1), values[:, 0].exp(), color=colour)
     axes[0].set(yscale="log", xlabel="Adam step", ylabel="prior weight wⱼ (one line per j)",
                 title="robust regression: prior weights (colour = seed)")
     axes[1].set(xlabel="Adam step", ylabel="Cauchy kernel scale δ (target noise 0.3)",
