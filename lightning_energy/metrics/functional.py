@@ -161,12 +161,22 @@ def pa_mpjpe(pred: Tensor, target: Tensor, *, joint_mask: Tensor | None = None) 
     return (total / count).to(pred.dtype)
 
 
-def _body_frame_errors(pred: Tensor, target: Tensor, root: int, right_hip: int,
-                       left_hip: int) -> Tensor:
-    """(B, J, 3) root-aligned errors pred − target in the truth's body frame, float64.
+def body_frame_errors(pred: Tensor, target: Tensor, root: int = 0, right_hip: int = 1,
+                      left_hip: int = 4) -> Tensor:
+    """(B, J, 3) root-aligned errors pred − target in the truth's body frame, float64, mm.
 
     Body frame (rows): x along the true hip line (left → right hip, made horizontal), z up
-    (the input's z), y = z × x forward.
+    (the input's z), y = z × x forward. Averaged over frames, these are the per-joint biases
+    behind :func:`systematic_offset`.
+
+    Example:
+        >>> import torch
+        >>> target = torch.zeros(1, 5, 3)
+        >>> target[0, 1, 1], target[0, 4, 1] = 100.0, -100.0  # hips along world y
+        >>> pred = target.clone()
+        >>> pred[0, 2, 1] += 10.0  # 10 mm towards the right hip: body x
+        >>> body_frame_errors(pred, target)[0, 2]
+        tensor([10.,  0.,  0.], dtype=torch.float64)
     """
     _check_joints(pred, target, None)
     joints = pred.shape[1]
@@ -229,8 +239,8 @@ def systematic_offset(pred: Tensor, target: Tensor, root: int = 0, right_hip: in
         >>> systematic_offset(pred, target, remainder=True)  # the noise is left: 5 / 5 joints
         tensor(1., dtype=torch.float64)
     """
-    return _systematic_offset_compute(_body_frame_errors(pred, target, root, right_hip,
-                                                         left_hip), remainder)
+    return _systematic_offset_compute(body_frame_errors(pred, target, root, right_hip,
+                                                        left_hip), remainder)
 
 
 # ----------------------------------------------------------------------------- tracking

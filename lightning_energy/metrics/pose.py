@@ -11,10 +11,10 @@ from torchmetrics import Metric
 
 from lightning_energy.metrics._checks import _check_root
 from lightning_energy.metrics.functional import (
-    _body_frame_errors,
     _mpjpe_update,
     _pa_mpjpe_update,
     _systematic_offset_compute,
+    body_frame_errors,
 )
 
 
@@ -170,8 +170,8 @@ class SystematicOffset(Metric):
 
     def update(self, pred: Tensor, target: Tensor) -> None:
         """Keep the body-frame errors of a batch (B, J, 3)."""
-        self.errors.append(_body_frame_errors(pred.detach(), target, self.root, self.right_hip,
-                                              self.left_hip))
+        self.errors.append(body_frame_errors(pred.detach(), target, self.root, self.right_hip,
+                                             self.left_hip))
 
     def compute(self) -> Tensor:
         """The bias (or what is left without it), float64 scalar; NaN before any frame."""
