@@ -18,6 +18,7 @@ from lightning_energy.metrics import (
     precision_at_pixels,
     success_auc,
 )
+from lightning_energy.metrics.sequences import SEQUENCE_METRICS, mean_scores, sequence_scores
 
 NAN = float("nan")
 THRESHOLDS = [k / 20 for k in range(21)]  # MATLAB 0:0.05:1
@@ -290,3 +291,24 @@ def test_classes_honour_skip_first(fn, cls) -> None:
     expected = fn(pred, target, skip_first=True)
     assert metric.compute().item() == pytest.approx(expected.item(), rel=1e-12)
     assert expected.item() != pytest.approx(fn(pred, target).item())
+
+
+def test_sequence_scores_score_a_missing_prediction_zero_and_skip_a_missing_truth():
+    """Faulty variant: prediction and truth swapped (then the frame without a prediction is not
+    scored: 0.8 / 1 / 16/21), or a score filed under another name."""
+    target = torch.tensor([[0.0, 0.0, 10.0, 10.0], [0.0, 0.0, 10.0, 10.0], [NAN] * 4])
+    pred = torch.tensor([[0.0, 0.0, 10.0, 8.0], [NAN] * 4, [NAN] * 4])  # IoU 0.8, then no box
+    scores = sequence_scores(pred, target)
+    assert list(scores) == list(SEQUENCE_METRICS)
+    assert scores == pytest.approx({"success_auc": 8 / 21, "precision_20px": 0.5,
+                                    "mean_iou": 0.4}, abs=1e-12)
+
+
+def test_mean_scores_weigh_every_sequence_once():
+    """Faulty variant: a sum instead of a mean, or one sequence dropped."""
+    rows = [{"success_auc": 0.2, "precision_20px": 0.4, "mean_iou": 0.1, "frames": 100.0},
+            {"success_auc": 0.6, "precision_20px": 1.0, "mean_iou": 0.5, "frames": 3.0}]
+    assert mean_scores(iter(rows)) == pytest.approx(
+        {"success_auc": 0.4, "precision_20px": 0.7, "mean_iou": 0.3}, abs=1e-12)
+    with pytest.raises(ValueError, match="at least one sequence"):
+        mean_scores([])
