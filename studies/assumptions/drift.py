@@ -13,13 +13,13 @@ from torch import Tensor
 
 import lightning_energy as le
 from studies.assumptions.fidelity import adjoint_gradient, compare, loss_gradient
-from studies.assumptions.problems import Case, tight_newton
+from studies.assumptions.problems import Case
 
 
 def adjoint_jacobian(case: Case, adjoint: le.Adjoint) -> Tensor:
     """dx*/dθ as the adjoint's backward rule gives it, per sample (B, n, p)."""
     theta = case.theta.clone().requires_grad_(True)
-    layer = le.EnergyLayer(case.energy, tight_newton(), adjoint, nonconverged="warn")
+    layer = le.EnergyLayer(case.energy, case.tight, adjoint, nonconverged="warn")
     x = layer(case.make_inputs(theta), case.x_star).x
     rows = [torch.autograd.grad(x[:, i].sum(), theta, retain_graph=True)[0]
             for i in range(x.shape[1])]

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 import lightning_energy as le
-from studies.assumptions.problems import Case, eigenvalues, tight_newton
+from studies.assumptions.problems import Case, eigenvalues
 
 DAMPINGS: tuple[float | str, ...] = (0.0, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, "auto")
 FD_STEP = 1e-5
@@ -46,7 +46,7 @@ def adjoint_gradient(case: Case, adjoint: le.Adjoint, solver: le.Solver | None =
     """
     theta = case.theta.clone().requires_grad_(True)
     x0 = case.x_star if solver is None else x0
-    layer = le.EnergyLayer(case.energy, solver or tight_newton(), adjoint, nonconverged="warn")
+    layer = le.EnergyLayer(case.energy, solver or case.tight, adjoint, nonconverged="warn")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # truncated solves are the point here
         x = layer(case.make_inputs(theta), x0).x

@@ -133,18 +133,20 @@ class Case:
         theta: The per-sample parameters the gradients are taken at.
         target: The true x (B, n); the loss of sample b is ½‖x*_b − target_b‖².
         x_star: The tightly converged minimiser at ``theta`` (B, n).
+        tight: The re-solves' solver; default :func:`tight_newton`.
     """
 
     def __init__(self, energy: le.Energy, make_inputs: Any, theta: Tensor, target: Tensor,
-                 x_star: Tensor) -> None:
+                 x_star: Tensor, tight: le.Solver | None = None) -> None:
         self.energy, self.make_inputs, self.theta = energy, make_inputs, theta
         self.target, self.x_star = target, x_star
+        self.tight = tight or tight_newton()
 
     def solve(self, theta: Tensor, solver: le.Solver | None = None,
               x0: Tensor | None = None) -> le.Solution:
         """x*(θ) without gradients, warm-started at x* unless ``x0`` says otherwise."""
         with torch.no_grad():
-            return le.argmin(self.energy, self.make_inputs(theta), solver=solver or tight_newton(),
+            return le.argmin(self.energy, self.make_inputs(theta), solver=solver or self.tight,
                              x0=self.x_star if x0 is None else x0, nonconverged="mask")
 
 

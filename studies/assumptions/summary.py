@@ -46,7 +46,8 @@ def fidelity_numbers(seeds: list[dict[str, Any]], part: str) -> dict[str, Any]:
                        "per_seed_median_rel_error": _per_seed(seeds, part, config)}
     well = valid & (kappa < WELL_CONDITIONED)
     rel0 = torch.cat([s[part]["exact/0.0"]["rel_error"] for s in seeds])
-    out["sanity"] = {"count": int(well.sum()), "max_rel_error": float(rel0[well].max())}
+    out["sanity"] = {"count": int(well.sum()),
+                     "max_rel_error": float(rel0[well].max()) if bool(well.any()) else None}
     return out
 
 

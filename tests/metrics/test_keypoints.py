@@ -131,3 +131,30 @@ def test_bad_pairs_raise_at_construction(pairs: object) -> None:
     """Catches malformed pairs only failing (or silently wrapping around) at update time."""
     with pytest.raises(ValueError, match="pairs"):
         LeftRightSwapRate(pairs=pairs)  # type: ignore[arg-type]
+
+
+def test_pairs_must_index_the_joints_of_pred():
+    """Faulty variant: ``index.max() > joints`` (a pair naming joint J itself then reaches the
+    gather and fails there with an IndexError instead of the named ShapeError)."""
+    pred = torch.zeros(2, 5, 2)
+    with pytest.raises(ShapeError, match="J = 5"):
+        left_right_swap_rate(pred, pred, pairs=[(0, 5)])
+    spread = torch.arange(5.0)[:, None].expand(5, 2)
+    assert float(left_right_swap_rate(pred + spread, pred + spread, pairs=[(0, 4)])) == 0.0
+
+
+@pytest.mark.parametrize("call", [keypoint_error, left_right_swap_rate])
+def test_shape_errors_name_the_argument_and_the_expected_shape(call) -> None:
+    """Faulty variant: a message that names another argument or another layout."""
+    with pytest.raises(ShapeError, match=r"^Expected `target` of shape \(B, J, 2\), got \(2, 5, 3"):
+        call(torch.zeros(2, 5, 2), torch.zeros(2, 5, 3))
+    with pytest.raises(ShapeError, match=r"^Expected `pred` and `target` to have the same shape"):
+        call(torch.zeros(2, 5, 2), torch.zeros(3, 5, 2))
+
+
+def test_a_prediction_midway_between_the_pair_is_not_swapped() -> None:
+    """Faulty variant: ``to_mirror <= to_own`` (a tie counted as a swap; swaps are strict)."""
+    target = torch.tensor([[[-10.0, 0.0], [10.0, 0.0]]])
+    midway = torch.zeros(1, 2, 2)
+    assert float(left_right_swap_rate(midway, target, pairs=[(0, 1)])) == 0.0
+    assert float(left_right_swap_rate(target.flip(1), target, pairs=[(0, 1)])) == 1.0

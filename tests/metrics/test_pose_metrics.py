@@ -264,3 +264,28 @@ def test_systematic_offset_names_bad_joints():
         systematic_offset(pose, pose, left_hip=2.5)
     with pytest.raises(ShapeError, match="`right_hip` in"):
         systematic_offset(pose, pose, right_hip=17)
+
+
+def test_systematic_offset_class_uses_its_own_joint_layout():
+    """Faulty variant: the class passes the default root or hips instead of its own (the same
+    poses with the joints reordered then read another body frame)."""
+    bias = torch.zeros(17, 3, dtype=torch.float64)
+    bias[10] = torch.tensor([0.0, 12.0, 23.0])
+    pred, target, _ = _biased_poses(bias, noise=10.0, frames=30)
+    order = torch.arange(17).roll(5)  # new position k holds old joint order[k]
+    position = torch.argsort(order)  # old joint j now sits at position[j]
+    root, right_hip, left_hip = (int(position[j]) for j in (0, 1, 4))
+    for remainder in (False, True):
+        metric = SystematicOffset(root=root, right_hip=right_hip, left_hip=left_hip,
+                                  remainder=remainder)
+        metric.update(pred[:, order], target[:, order])
+        assert torch.allclose(metric.compute(),
+                              systematic_offset(pred, target, remainder=remainder))
+
+
+def test_systematic_offset_before_any_frame_is_a_float64_nan():
+    """Faulty variant: the empty result built without ``dtype=torch.float64``."""
+    with pytest.warns(UserWarning, match="before"):
+        value = SystematicOffset().compute()
+    assert value.dtype == torch.float64
+    assert torch.isnan(value)
