@@ -18,6 +18,17 @@ def _dampings(fid: dict[str, Any], hessian: str) -> list[str]:
     return [k.split("/", 1)[1] for k in fid if k.startswith(f"{hessian}/")]
 
 
+def _label(ax: plt.Axes, xlabel: str, ylabel: str, title: str, legend_size: int,
+           log_y: bool = True) -> None:
+    ax.set_xscale("log")
+    if log_y:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=legend_size)
+
+
 def figure(numbers: dict[str, Any], path: Path) -> None:
     """Smallest eigenvalue of H at x*; relative error against λ; drift against the step."""
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
@@ -27,11 +38,8 @@ def figure(numbers: dict[str, Any], path: Path) -> None:
     for state, label in STATES.items():
         axes[0].hist(mus[state], bins=bins, histtype="step",
                      label=f"{label} ({numbers[state]['convexity']['not_pd_share']:.0%} ≤ 0)")
-    axes[0].set_xscale("log")
-    axes[0].set_xlabel("smallest eigenvalue of H at x* (≤ 1e-6 drawn at 1e-6)")
-    axes[0].set_ylabel("frames")
-    axes[0].set_title("Convexity at x*")
-    axes[0].legend(fontsize=8)
+    _label(axes[0], "smallest eigenvalue of H at x* (≤ 1e-6 drawn at 1e-6)", "frames",
+           "Convexity at x*", 8, log_y=False)
     for state, label in STATES.items():
         fid = numbers[state]["fidelity"]
         for hessian, name in HESSIANS.items():
@@ -40,23 +48,15 @@ def figure(numbers: dict[str, Any], path: Path) -> None:
             rel = [max(fid[f"{hessian}/{d}"]["median_rel_error"], 1e-8) for d in damps]
             axes[1].plot(lam, rel, marker="o", ls="-" if hessian == "exact" else "--",
                          label=f"{label}, {name}")
-    axes[1].set_xscale("log")
-    axes[1].set_yscale("log")
-    axes[1].set_xlabel("damping λ (λ = 0 drawn at 1e-5)")
-    axes[1].set_ylabel("median ‖g − g_FD‖ / ‖g_FD‖")
-    axes[1].set_title("Gradient fidelity (θ = detection confidences)")
-    axes[1].legend(fontsize=7)
+    _label(axes[1], "damping λ (λ = 0 drawn at 1e-5)", "median ‖g − g_FD‖ / ‖g_FD‖",
+           "Gradient fidelity (θ = detection confidences)", 7)
     for state, label in STATES.items():
         drift = numbers[state]["drift"]
         for name, errors in drift["median_rel_error"].items():
             axes[2].plot(drift["sizes"], [max(e, 1e-8) for e in errors], marker="o",
                          ls="-" if state == "trained" else ":", label=f"{label}, {name}")
-    axes[2].set_xscale("log")
-    axes[2].set_yscale("log")
-    axes[2].set_xlabel("optimiser step ‖Δθ‖ (confidences)")
-    axes[2].set_ylabel("median ‖Δx_pred − Δx*‖ / ‖Δx*‖")
-    axes[2].set_title("Drift: predicted against re-solved move")
-    axes[2].legend(fontsize=6)
+    _label(axes[2], "optimiser step ‖Δθ‖ (confidences)", "median ‖Δx_pred − Δx*‖ / ‖Δx*‖",
+           "Drift: predicted against re-solved move", 6)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -76,3 +76,17 @@ def test_errors(call) -> None:
         call(ok_conv, ok_steps[:1])
     with pytest.raises(ShapeError, match="`grad_norm` and `converged` to have the same shape"):
         call(ok_conv, ok_steps, torch.zeros(3))
+
+
+def test_boolean_steps_are_rejected():
+    """Faulty variant: ``… or is_complex() and dtype == bool`` (booleans then pass as steps)."""
+    with pytest.raises(ShapeError, match="`num_steps` of an integer dtype"):
+        solver_convergence(torch.tensor([True, False]), torch.tensor([True, True]))
+
+
+def test_float32_gradient_norms_are_summed_in_float64():
+    """Faulty variant: ``grad_norm.sum(dtype=None)`` (float32 drops small norms beside 2**24)."""
+    grad = torch.tensor([2.0**24, 1.0, 1.0], dtype=torch.float32)
+    stats = solver_convergence(torch.ones(3, dtype=torch.bool), torch.ones(3, dtype=torch.long),
+                               grad)
+    assert float(stats["grad_norm_mean"]) == (2.0**24 + 2.0) / 3

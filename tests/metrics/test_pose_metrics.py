@@ -17,6 +17,7 @@ from lightning_energy.metrics import (
     pa_mpjpe,
     systematic_offset,
 )
+from lightning_energy.metrics.functional import body_frame_errors
 
 B, J = 12, 17
 
@@ -289,3 +290,25 @@ def test_systematic_offset_before_any_frame_is_a_float64_nan():
         value = SystematicOffset().compute()
     assert value.dtype == torch.float64
     assert torch.isnan(value)
+
+
+def test_body_frame_x_axis_is_horizontal_when_the_hips_are_tilted():
+    """Faulty variant: the hip vector's height kept in the x axis (the frame then tilts with the
+    hips and a purely vertical error leaks into x)."""
+    target = torch.zeros(1, 17, 3, dtype=torch.float64)
+    target[0, 1] = torch.tensor([150.0, 0.0, 40.0])  # right hip 8 cm higher than the left
+    target[0, 4] = torch.tensor([-150.0, 0.0, -40.0])
+    target[0, 10] = torch.tensor([0.0, 0.0, 500.0])
+    pred = target.clone()
+    pred[0, 10, 2] += 20.0  # the head 2 cm too high
+    errors = body_frame_errors(pred, target)
+    torch.testing.assert_close(errors[0, 10], torch.tensor([0.0, 0.0, 20.0], dtype=torch.float64))
+
+
+def test_body_frame_joints_are_named_and_may_count_from_the_end():
+    """Faulty variants: a message naming another argument; ``-J < index`` (root = −J refused)."""
+    pred, target = make_poses(3)
+    with pytest.raises(ShapeError, match="`root` in"):
+        systematic_offset(pred, target, root=17)
+    torch.testing.assert_close(systematic_offset(pred, target, root=-17),
+                               systematic_offset(pred, target, root=0))

@@ -18,6 +18,7 @@ from lightning_energy.metrics import (
     precision_at_pixels,
     success_auc,
 )
+from lightning_energy.metrics.functional import box_iou
 from lightning_energy.metrics.sequences import SEQUENCE_METRICS, mean_scores, sequence_scores
 
 NAN = float("nan")
@@ -312,3 +313,25 @@ def test_mean_scores_weigh_every_sequence_once():
         {"success_auc": 0.4, "precision_20px": 0.7, "mean_iou": 0.3}, abs=1e-12)
     with pytest.raises(ValueError, match="at least one sequence"):
         mean_scores([])
+
+
+def test_box_iou_takes_batches_and_names_bad_arguments():
+    """Faulty variants: the box check on ``shape[-2:]`` (batches refused), or a message naming
+    another argument."""
+    pred = torch.tensor([[0.0, 0.0, 2.0, 2.0], [0.0, 0.0, 1.0, 1.0]], dtype=torch.float64)
+    target = torch.tensor([[1.0, 0.0, 2.0, 2.0], [0.0, 0.0, 1.0, 1.0]], dtype=torch.float64)
+    torch.testing.assert_close(box_iou(pred, target),
+                               torch.tensor([1 / 3, 1.0], dtype=torch.float64))
+    with pytest.raises(ShapeError, match=r"^Expected `pred` of shape \(\.\.\., 4\)"):
+        box_iou(torch.zeros(2, 5), torch.zeros(2, 5))
+    with pytest.raises(ShapeError, match=r"^Expected `pred` and `target` to have the same shape"):
+        box_iou(torch.zeros(2, 4), torch.zeros(3, 4))
+
+
+def test_success_thresholds_are_compared_in_the_iou_dtype():
+    """Faulty variant: thresholds built in float32 (0.35 rounds down there, so an IoU of exactly
+    7/20 would count as above it)."""
+    pred = torch.tensor([[0.0, 0.0, 7.0, 1.0]], dtype=torch.float64)
+    target = torch.tensor([[0.0, 0.0, 20.0, 1.0]], dtype=torch.float64)
+    assert float(box_iou(pred, target)[0]) == 0.35
+    assert float(success_auc(pred, target)) == pytest.approx(7 / 21, abs=1e-15)
