@@ -335,3 +335,24 @@ def test_success_thresholds_are_compared_in_the_iou_dtype():
     target = torch.tensor([[0.0, 0.0, 20.0, 1.0]], dtype=torch.float64)
     assert float(box_iou(pred, target)[0]) == 0.35
     assert float(success_auc(pred, target)) == pytest.approx(7 / 21, abs=1e-15)
+
+
+def test_iou_of_sub_pixel_and_empty_boxes():
+    """Faulty variants: sizes clamped at 1 instead of 0 or a union required above 1 (sub-pixel
+    boxes then score 0.5 or 0), or an empty union let through (0 / 0 = NaN instead of 0)."""
+    small = torch.tensor([0.0, 0.0, 0.5, 0.5], dtype=torch.float64)
+    assert float(box_iou(small, small)) == 1.0
+    empty = torch.zeros(4, dtype=torch.float64)
+    assert float(box_iou(empty, empty)) == 0.0
+    flat = torch.tensor([0.0, 0.0, -3.0, 2.0], dtype=torch.float64)  # negative width: empty
+    assert float(box_iou(flat, torch.tensor([0.0, 0.0, 1.0, 2.0], dtype=torch.float64))) == 0.0
+
+
+def test_precision_accepts_thresholds_below_one_pixel():
+    """Faulty variants: ``threshold > 0`` or ``>= 1`` required (0 and 0.5 px are valid)."""
+    target = torch.tensor([[0.0, 0.0, 10.0, 10.0], [0.0, 0.0, 10.0, 10.0]], dtype=torch.float64)
+    pred = target + torch.tensor([[0.0, 0.0, 0.0, 0.0], [0.4, 0.0, 0.0, 0.0]],
+                                 dtype=torch.float64)
+    assert float(precision_at_pixels(pred, target, threshold=0.0)) == 0.5
+    assert float(precision_at_pixels(pred, target, threshold=0.5)) == 1.0
+    assert float(PrecisionAtPixels(threshold=0.0)(pred[None], target[None])) == 0.5
