@@ -312,3 +312,16 @@ def test_body_frame_joints_are_named_and_may_count_from_the_end():
         systematic_offset(pred, target, root=17)
     torch.testing.assert_close(systematic_offset(pred, target, root=-17),
                                systematic_offset(pred, target, root=0))
+
+
+def test_pose_target_errors_name_the_target_and_its_layout():
+    """Faulty variant: a message naming another argument or another layout."""
+    with pytest.raises(ShapeError, match=r"^Expected `target` of shape \(B, J, 3\), got"):
+        mpjpe(torch.zeros(2, 17, 3), torch.zeros(2, 17, 2))
+
+
+def test_root_may_count_from_the_end():
+    """Faulty variant: ``-J < root`` (root = −J, the first joint, refused)."""
+    pred, target = make_poses(4)
+    torch.testing.assert_close(mpjpe(pred, target, root=-J), mpjpe(pred, target, root=0))
+    torch.testing.assert_close(MPJPE(root=-J)(pred, target), mpjpe(pred, target, root=0))

@@ -356,3 +356,14 @@ def test_precision_accepts_thresholds_below_one_pixel():
     assert float(precision_at_pixels(pred, target, threshold=0.0)) == 0.5
     assert float(precision_at_pixels(pred, target, threshold=0.5)) == 1.0
     assert float(PrecisionAtPixels(threshold=0.0)(pred[None], target[None])) == 0.5
+
+
+def test_truth_boxes_count_when_their_sides_are_positive_even_below_a_pixel():
+    """Faulty variants: a side required above 1 px, or a zero height let through as valid."""
+    target = torch.tensor([[0.0, 0.0, 0.5, 0.5], [0.0, 0.0, 5.0, 0.0], [0.0, 0.0, 0.0, 5.0]],
+                          dtype=torch.float64)
+    pred = torch.tensor([[0.0, 0.0, 0.5, 0.5], [0.0, 0.0, 5.0, 5.0], [0.0, 0.0, 5.0, 5.0]],
+                        dtype=torch.float64)
+    assert float(mean_iou(pred, target)) == 1.0  # only the sub-pixel frame is scored
+    with pytest.raises(ShapeError, match=r"^Expected `target` of shape \(B, T, 4\)"):
+        mean_iou(torch.zeros(3, 4), torch.zeros(3, 5))
