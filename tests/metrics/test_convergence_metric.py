@@ -90,3 +90,10 @@ def test_float32_gradient_norms_are_summed_in_float64():
     stats = solver_convergence(torch.ones(3, dtype=torch.bool), torch.ones(3, dtype=torch.long),
                                grad)
     assert float(stats["grad_norm_mean"]) == (2.0**24 + 2.0) / 3
+
+
+def test_steps_max_starts_from_zero():
+    """Faulty variant: the running maximum initialised at 1 (a batch of 0-step solves reads 1)."""
+    metric = SolverConvergence()
+    metric.update(torch.ones(3, dtype=torch.bool), torch.zeros(3, dtype=torch.long))
+    assert float(metric.compute()["steps_max"]) == 0.0

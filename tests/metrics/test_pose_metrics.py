@@ -325,3 +325,12 @@ def test_root_may_count_from_the_end():
     pred, target = make_poses(4)
     torch.testing.assert_close(mpjpe(pred, target, root=-J), mpjpe(pred, target, root=0))
     torch.testing.assert_close(MPJPE(root=-J)(pred, target), mpjpe(pred, target, root=0))
+
+
+def test_body_frame_defaults_are_the_human36m_layout():
+    """Faulty variant: another default root or hip (pelvis 0, right hip 1, left hip 4)."""
+    pred, target = make_poses(5)
+    torch.testing.assert_close(body_frame_errors(pred, target),
+                               body_frame_errors(pred, target, root=0, right_hip=1, left_hip=4))
+    assert not torch.allclose(body_frame_errors(pred, target),
+                              body_frame_errors(pred, target, root=1, right_hip=1, left_hip=4))
