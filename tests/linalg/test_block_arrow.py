@@ -8,6 +8,7 @@ import scipy.linalg
 import torch
 
 from lightning_energy.linalg import BlockArrowMatrix, block_arrow_damped_solve
+from lightning_energy.linalg.dense import DenseSystem
 
 F64 = torch.float64
 
@@ -146,3 +147,16 @@ def test_bad_shapes_name_the_argument():
         BlockArrowMatrix(a.diagonal, a.lower, a.border[..., :0], a.corner)
     with pytest.raises(ValueError, match="`rhs` of shape"):
         block_arrow_damped_solve(a, torch.zeros(2, 6, dtype=F64), 0.0)
+
+
+@pytest.mark.parametrize("s", [0, 3])
+def test_diagonal_scale_is_the_dense_matrix_mean_absolute_diagonal(s: int) -> None:
+    """Faulty variants: another pair of axes or a sum over the batch, the shared block's
+    diagonal subtracted, a product for the mean — the damping fallback scales λ by this."""
+    a = random_block_arrow(3, 4, 2, s, seed=7)
+    a = BlockArrowMatrix(-a.diagonal, a.lower, a.border, a.corner)  # signs matter: |·|
+    dense = a.dense()
+    expected = dense.diagonal(dim1=-2, dim2=-1).abs().mean(-1)
+    torch.testing.assert_close(a.diagonal_scale(), expected)
+    torch.testing.assert_close(DenseSystem(dense).diagonal_scale(), expected)
+    assert expected.unique().numel() == 3  # each matrix its own scale
