@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from lightning_energy.linalg import band_matvec, banded_damped_solve, solve_bands
+from lightning_energy.linalg import Banded, band_matvec, banded_damped_solve, solve_bands
 from lightning_energy.linalg.banded import dense_from_bands
 
 
@@ -81,3 +81,10 @@ def test_banded_damped_solve_damping_record_floor_and_retry_budget():
     _, info = banded_damped_solve(hard, torch.ones(1, 3, dtype=torch.float64), 1e-6,
                                   max_retries=9)
     assert info.failed.tolist() == [False]
+
+
+def test_banded_solver_refuses_auto_damping_itself() -> None:
+    """Faulty variant: the solver's own check of ``damping == "auto"`` lost (ImplicitAdjoint
+    refuses the pair first, so only a direct call reaches it)."""
+    with pytest.raises(ValueError, match="float `damping`, got 'auto'"):
+        Banded().solve(None, torch.zeros(1, 4), "auto")  # type: ignore[arg-type]

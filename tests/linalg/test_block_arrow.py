@@ -160,3 +160,16 @@ def test_diagonal_scale_is_the_dense_matrix_mean_absolute_diagonal(s: int) -> No
     torch.testing.assert_close(a.diagonal_scale(), expected)
     torch.testing.assert_close(DenseSystem(dense).diagonal_scale(), expected)
     assert expected.unique().numel() == 3  # each matrix its own scale
+
+
+def test_from_dense_round_trips_and_rejects_what_is_not_a_block_arrow_stack() -> None:
+    """Faulty variants: the sub-diagonal read from the wrong blocks for T > 2, or a shape check
+    that lets a non-square, unbatched or too small matrix through."""
+    a = random_block_arrow(2, 4, 3, 2, seed=3)
+    back = BlockArrowMatrix.from_dense(a.dense(), 4, 3)
+    torch.testing.assert_close(back.dense(), a.dense())
+    torch.testing.assert_close(back.lower, a.lower)
+    dense = a.dense()
+    for bad, frames in ((dense[:, :, :-1], 4), (dense[0], 4), (dense, 5)):
+        with pytest.raises(ValueError, match=r"Expected `matrix` of shape \(B, n, n\)"):
+            BlockArrowMatrix.from_dense(bad, frames, 3)
