@@ -88,3 +88,29 @@ def test_banded_solver_refuses_auto_damping_itself() -> None:
     refuses the pair first, so only a direct call reaches it)."""
     with pytest.raises(ValueError, match="float `damping`, got 'auto'"):
         Banded().solve(None, torch.zeros(1, 4), "auto")  # type: ignore[arg-type]
+
+
+def _spd_bands(batch: int, t: int, seed: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    bands = 0.3 * torch.randn(batch, 3, t, generator=gen, dtype=torch.float64)
+    bands[:, 0] = 3.0 + torch.rand(batch, t, generator=gen, dtype=torch.float64)
+    return bands
+
+
+@pytest.mark.parametrize("t", [1, 2, 3, 5])
+def test_band_matvec_equals_the_dense_product_for_short_blocks(t: int) -> None:
+    """Faulty variant: the off-diagonal products switched on or off at the wrong length."""
+    bands = _spd_bands(2, t, seed=t)
+    z = torch.randn(2, t, dtype=torch.float64)
+    dense = dense_from_bands(bands)
+    torch.testing.assert_close(band_matvec(bands, z), torch.einsum("bij,bj->bi", dense, z))
+
+
+def test_lapack_path_returns_the_rhs_dtype() -> None:
+    """Faulty variant: the scipy result left in float64 for a float32 right-hand side."""
+    bands = _spd_bands(3, 6, seed=1)
+    rhs = torch.randn(3, 6, dtype=torch.float64)
+    z = solve_bands(bands.float(), rhs.float(), dense_below=0)
+    assert z.dtype == torch.float32
+    torch.testing.assert_close(z.double(), torch.linalg.solve(dense_from_bands(bands), rhs),
+                               rtol=1e-4, atol=1e-5)
