@@ -173,3 +173,18 @@ def test_from_dense_round_trips_and_rejects_what_is_not_a_block_arrow_stack() ->
     for bad, frames in ((dense[:, :, :-1], 4), (dense[0], 4), (dense, 5)):
         with pytest.raises(ValueError, match=r"Expected `matrix` of shape \(B, n, n\)"):
             BlockArrowMatrix.from_dense(bad, frames, 3)
+
+
+def test_a_float32_matrix_is_solved_in_the_rhs_dtype() -> None:
+    """Faulty variants: a block, the border, the damping or an identity left in the matrix's
+    float32 while the right-hand side is float64 (the fallback's float64 retry relies on it)."""
+    a = random_block_arrow(2, 3, 2, 2, seed=5)
+    a32 = BlockArrowMatrix(a.diagonal.float(), a.lower.float(), a.border.float(),
+                           a.corner.float())
+    rhs = torch.randn(2, a.size, dtype=F64)
+    lam = torch.full((2,), 0.1, dtype=F64)
+    z, ok = a32.try_solve(rhs, lam)
+    assert z.dtype == F64
+    assert bool(ok.all())
+    exact = torch.linalg.solve(a32.dense().double() + 0.1 * torch.eye(a.size, dtype=F64), rhs)
+    torch.testing.assert_close(z, exact, rtol=1e-12, atol=1e-12)
