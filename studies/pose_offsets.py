@@ -8,12 +8,12 @@ Run from the repository root, with checkpoints of ``lightning-energy cv`` folds:
         --run sequence recipes/pose/h36m_sequence.yaml \
             runs/cv/pose_sequence/main/fold-S6_seed-0/checkpoints/last.ckpt
 
-Each run is the recipe's own task and DataModule (``run_cli`` with ``--data.init_args.fold``),
-the checkpoint's weights, the fold's test split predicted by the task's forward and scored on
-the frames its metrics score (``metric_inputs``). Prints, per joint, each run's mean error in the
-truth's body frame (x right along the hips, y forward, z up; ``body_frame_errors``) — the bias
-shared by the subject's frames — and, per run, MPJPE, the mean bias norm (``systematic_offset``)
-and the MPJPE left without the biases.
+Each run is the recipe's own task, DataModule and Trainer (``run_cli`` with
+``--data.init_args.fold``): ``Trainer.predict`` with the checkpoint on the fold's test split,
+scored on the frames the task's metrics score (``metric_inputs``). Prints, per joint, each
+run's mean error in the truth's body frame (x right along the hips, y forward, z up;
+``body_frame_errors``) — the bias shared by the subject's frames — and, per run, MPJPE, the
+mean bias norm (``systematic_offset``) and the MPJPE left without the biases.
 """
 
 from __future__ import annotations
@@ -30,20 +30,24 @@ from lightning_energy.metrics import mpjpe, systematic_offset
 from lightning_energy.metrics.functional import body_frame_errors
 
 
-def predictions(recipe: str, ckpt: str, fold: str) -> tuple[Tensor, Tensor]:
-    """Predicted and true poses (N, J, 3), mm, of the fold's scored test frames."""
-    cli = run_cli(["--config", recipe, "--data.init_args.fold", fold,
-                   "--trainer.logger", "false"], run=False)
+def predictions(recipe: str, ckpt: str | None, fold: str,
+                overrides: Sequence[str] = ()) -> tuple[Tensor, Tensor]:
+    """Predicted and true poses (N, J, 3), mm, of the fold's scored test frames.
+
+    The recipe's Trainer predicts the fold's test split (``Trainer.predict`` with ``ckpt``, the
+    DataModule's ``predict_dataloader``); each batch's solution is then scored on the frames the
+    task's metrics score (``metric_inputs``). ``overrides`` are further recipe arguments.
+    """
+    cli = run_cli(["--config", recipe, "--data.init_args.fold", fold, "--trainer.logger", "false",
+                   "--trainer.enable_progress_bar", "false", *overrides], run=False)
     task, data = cli.model, cli.datamodule
-    task.load_state_dict(torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"])
-    task.eval()
-    data.setup("test")
+    solutions = cli.trainer.predict(task, datamodule=data, ckpt_path=ckpt)
     preds, targets = [], []
-    with torch.no_grad():
-        for batch in data.test_dataloader():
-            pred, target = task.metric_inputs(task(batch), batch)[:2]
-            preds.append(pred.double())
-            targets.append(target.double())
+    for solution, batch in zip(solutions, data.predict_dataloader(), strict=True):
+        batch = task.transfer_batch_to_device(batch, solution.x.device, 0)
+        pred, target = task.metric_inputs(solution, batch)[:2]
+        preds.append(pred.double().cpu())
+        targets.append(target.double().cpu())
     return torch.cat(preds), torch.cat(targets)
 
 
