@@ -70,6 +70,7 @@ BENCHMARKS = {
     "pose": "a training step of the multi-view pose energy, optionally against Theseus",
     "tracking": "one long track fused and differentiated, by linear solver",
     "scaling": "the implicit backward's cost as the number of variables grows",
+    "parameters": "the implicit backward's cost as the energy's parameters grow (fixed n)",
     "sequence": "a sequence energy's block-arrow solve and backward against dense, as T grows",
 }
 PROG = "lightning-energy"

@@ -1,6 +1,7 @@
 """Benchmark problems: least-squares energies shaped like multi-view pose fitting.
 
-:class:`PoseLikeEnergy` fits one frame; :class:`SequencePoseLikeEnergy` a window of frames.
+:class:`PoseLikeEnergy` fits one frame; :class:`WeightNetPoseEnergy` is the same fit with its
+residual weights from a network of any size; :class:`SequencePoseLikeEnergy` a window of frames.
 """
 
 from __future__ import annotations
@@ -76,6 +77,30 @@ class PoseLikeEnergy(LeastSquaresEnergy):
         outliers = torch.rand(proj.shape[:-1], generator=gen) < 0.05
         return torch.where(outliers[..., None], obs + 2.0, obs).to(device)
 
+
+
+class WeightNetPoseEnergy(PoseLikeEnergy):
+    """:class:`PoseLikeEnergy` whose view-and-joint weights ω come from a network of width h.
+
+    ω = softplus(net(e)) for a fixed embedding e (C·J × 16) of the view–joint pairs and a
+    two-layer tanh network of hidden width ``hidden``: 18·h + 1 more energy parameters, while
+    n, m and the solve are those of the plain energy. For measuring what the number of energy
+    parameters costs (``bench parameters``).
+    """
+
+    def __init__(self, hidden: int, joints: int = 17, views: int = 4, num_bases: int = 25,
+                 seed: int = 0) -> None:
+        super().__init__(joints, views, num_bases, seed)
+        gen = torch.Generator().manual_seed(seed + 1)
+        self.register_buffer("embedding", torch.randn(views * joints, 16, generator=gen))
+        self.weight_net = nn.Sequential(nn.Linear(16, hidden), nn.Tanh(), nn.Linear(hidden, 1))
+        del self.view_weights  # the parent's free weights; the property below replaces them
+
+    @property
+    def view_weights(self) -> Tensor:  # type: ignore[override]
+        """ω (C, J) from the network."""
+        views, joints = self.cameras.shape[0], self.mean.shape[0]
+        return nn.functional.softplus(self.weight_net(self.embedding)).reshape(views, joints)
 
 class SequencePoseLikeEnergy(SequenceLeastSquaresEnergy):
     """:class:`PoseLikeEnergy` over a window of T frames, with a shared body and smoothness.

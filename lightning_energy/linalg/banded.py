@@ -42,7 +42,8 @@ def solve_bands(bands: Tensor, rhs: Tensor, dense_below: int = 256) -> Tensor:
 
     Dense batched Cholesky (differentiable) when T < ``dense_below``; otherwise LAPACK's banded
     Cholesky (``scipy.linalg.solveh_banded``, O(T) per system, on CPU, no autograd). A system
-    that is not positive definite raises (``torch.linalg.LinAlgError`` or numpy's).
+    that is not positive definite, or not finite, raises (``torch.linalg.LinAlgError`` or
+    numpy's).
 
     Example:
         >>> import torch
@@ -61,8 +62,20 @@ def solve_bands(bands: Tensor, rhs: Tensor, dense_below: int = 256) -> Tensor:
     flat_rhs = rhs.detach().reshape(-1, t).double().cpu().numpy()
     out = np.empty_like(flat_rhs)
     for i in range(flat_rhs.shape[0]):
-        out[i] = solveh_banded(_upper(flat_bands[i]), flat_rhs[i], check_finite=False)
+        out[i] = _lapack_solve(_upper(flat_bands[i]), flat_rhs[i])
     return torch.from_numpy(out).to(rhs).reshape(rhs.shape)
+
+
+def _lapack_solve(upper: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """LAPACK's banded Cholesky solve of one system, refusing a non-finite solution.
+
+    LAPACK passes non-finite bands or right-hand sides through as NaN; such a solve raises as a
+    failed factorisation does (as on the dense path).
+    """
+    out = solveh_banded(upper, rhs, check_finite=False)
+    if not np.isfinite(out).all():
+        raise np.linalg.LinAlgError("banded system: non-finite solution (non-finite input).")
+    return out
 
 
 def band_matvec(bands: Tensor, z: Tensor) -> Tensor:
@@ -91,8 +104,8 @@ def banded_damped_solve(bands: Tensor, rhs: Tensor, damping: float | Tensor,
 
     As :func:`~lightning_energy.linalg.dense.damped_cholesky_solve`: a system whose
     factorisation fails is retried with λ ← max(10 λ, 1e-10·(1 + mean |diag A|)) up to
-    ``max_retries`` times; one that never factorises gets a zero solution and is flagged.
-    ``damping`` is a float or one λ per system (N,).
+    ``max_retries`` times; one that never factorises (a non-finite one never does) gets a zero
+    solution and is flagged. ``damping`` is a float or one λ per system (N,).
 
     Example:
         The second system, −I, never factorises: its solution is zero and it is flagged.
@@ -115,8 +128,7 @@ def banded_damped_solve(bands: Tensor, rhs: Tensor, damping: float | Tensor,
         floor = 1e-10 * (1 + np.abs(flat_bands[i, 0]).mean())
         for attempt in range(max_retries + 1):
             try:
-                out[i] = solveh_banded(_upper(flat_bands[i], lam[i]), flat_rhs[i],
-                                       check_finite=False)
+                out[i] = _lapack_solve(_upper(flat_bands[i], lam[i]), flat_rhs[i])
                 break
             except np.linalg.LinAlgError:
                 retried[i] = True

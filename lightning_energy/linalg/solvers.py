@@ -32,7 +32,7 @@ from torch import Tensor
 
 from lightning_energy.linalg.banded import banded_damped_solve, dense_from_bands
 from lightning_energy.linalg.block_arrow import BlockArrowMatrix, block_arrow_damped_solve
-from lightning_energy.linalg.cg import conjugate_gradient
+from lightning_energy.linalg.cg import CGInfo, conjugate_gradient
 from lightning_energy.linalg.dense import damped_cholesky_solve
 from lightning_energy.linalg.fallback import LinearSolveInfo
 
@@ -190,16 +190,19 @@ class ConjugateGradient(LinearSolver):
         else:
             lam = torch.full_like(rhs[:, 0], float(damping))
         retries = torch.zeros_like(lam, dtype=torch.bool)
-        for _ in range(8):
-            def damped(u: Tensor, lam: Tensor = lam) -> Tensor:
-                return hvp(u) + lam[:, None] * u
 
-            v, info = conjugate_gradient(damped, rhs, self.max_iter, self.rtol)
+        def solve(lam: Tensor) -> tuple[Tensor, CGInfo]:
+            return conjugate_gradient(lambda u: hvp(u) + lam[:, None] * u, rhs, self.max_iter,
+                                      self.rtol)
+
+        v, info = solve(lam)
+        for _ in range(8):  # tenfold raises of λ where CG met negative curvature
             if damping != "auto" or not bool(info.negative_curvature.any()):
                 break
             retries = retries | info.negative_curvature
-            increment = torch.finfo(lam.dtype).eps * (1 + lam)
+            increment = torch.finfo(lam.dtype).eps * (1 + lam)  # λ = 0 must grow too
             lam = torch.where(info.negative_curvature, 10 * lam + increment, lam)
+            v, info = solve(lam)
         return v, {"damping": lam.mean(), "fallbacks": retries.sum(),
                    "failed": info.negative_curvature.sum(),
                    "cg_iterations": info.iterations.float().mean()}

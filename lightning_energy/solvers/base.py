@@ -55,7 +55,7 @@ class SolverState:
         """Per sample, ``other`` where ``keep`` is True, else ``self``."""
         fields = {}
         for f in dataclasses.fields(self):
-            mine, theirs = getattr(self, f.name), getattr(other, f.name)
+            mine, theirs = _both_or_neither(f.name, self, other)
             if mine is None or theirs is None:
                 fields[f.name] = mine
                 continue
@@ -78,10 +78,23 @@ class SolverState:
         """
         fields = {}
         for f in dataclasses.fields(self):
-            mine, theirs = getattr(self, f.name), getattr(part, f.name)
+            mine, theirs = _both_or_neither(f.name, self, part)
             fields[f.name] = mine if mine is None or theirs is None else (
                 mine.index_copy(0, index, theirs.to(mine.dtype)))
         return SolverState(**fields)
+
+
+def _both_or_neither(name: str, mine: SolverState, theirs: SolverState) -> tuple[Any, Any]:
+    """The field ``name`` of two states, which must be set in both or in neither.
+
+    Merging a field set on one side only would silently keep a stale value (an old curvature
+    for a new x), so it raises.
+    """
+    a, b = getattr(mine, name), getattr(theirs, name)
+    if (a is None) != (b is None):
+        raise ValueError(f"SolverState: field `{name}` is None in one state only; a solver "
+                         f"must fill the same fields in every state it returns.")
+    return a, b
 
 
 def resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:

@@ -264,3 +264,56 @@ def test_reprs_name_the_linear_solver_and_its_settings():
     assert repr(Banded(7)) == "Banded(dense_below=7)"
     assert repr(le.ImplicitAdjoint(0.5)) == ("ImplicitAdjoint(damping=0.5, hessian='exact', "
                                              "linear_solver=Cholesky())")
+
+
+def test_conjugate_gradient_auto_raises_lambda_at_most_eight_times_and_reports_the_one_used():
+    """Faulty variants: another number of tenfold raises, or the λ reported being one raise
+    past the λ the returned v was solved with."""
+    hess = torch.diag_embed(torch.tensor([[1.0, -100.0]], dtype=torch.float64))
+    rhs = torch.ones(1, 2, dtype=torch.float64)
+    # λ starts at margin · 100 (the spectral radius); H + λI is indefinite while λ < 100.
+    v, stats = ConjugateGradient(rtol=1e-12).solve(Dense(hess), rhs, "auto", 5e-8)
+    lam = float(stats["damping"])  # 5e-6 raised eight times: about 500
+    assert (int(stats["failed"]), int(stats["fallbacks"])) == (0, 1)
+    assert lam == pytest.approx(500.0, rel=1e-6)
+    torch.testing.assert_close(v, _solve(hess, rhs, lam))
+    v, stats = ConjugateGradient(rtol=1e-12).solve(Dense(hess), rhs, "auto", 5e-9)
+    assert (int(stats["failed"]), int(stats["fallbacks"])) == (1, 1)  # 50 after eight raises
+    assert float(stats["damping"]) == pytest.approx(50.0, rel=1e-6)
+
+
+def test_conjugate_gradient_auto_defaults_and_a_zero_curvature():
+    """Faulty variants: another default ``auto_margin``; a λ of 0 raised to −eps (or 2 eps)
+    instead of eps, the growth term a zero λ needs."""
+    hess = torch.diag_embed(torch.tensor([[1.0, 4.0]], dtype=torch.float64))
+    _, stats = ConjugateGradient(rtol=1e-12).solve(Dense(hess), torch.ones(1, 2,
+                                                                           dtype=torch.float64),
+                                                   "auto")
+    assert float(stats["damping"]) == pytest.approx(1e-3 * 4.0, rel=1e-6)
+    zero = torch.zeros(1, 2, 2, dtype=torch.float64)  # pᵀHp = 0: negative curvature at λ = 0
+    v, stats = ConjugateGradient().solve(Dense(zero), torch.ones(1, 2, dtype=torch.float64),
+                                         "auto")
+    eps = torch.finfo(torch.float64).eps
+    assert (int(stats["failed"]), int(stats["fallbacks"])) == (0, 1)
+    assert float(stats["damping"]) == eps
+    torch.testing.assert_close(v, torch.full((1, 2), 1 / eps, dtype=torch.float64))
+
+
+def test_newtons_final_dense_hessian_is_reused_by_the_backward(monkeypatch):
+    """Faulty variant: the solver's Hessian at x* dropped and rebuilt by the backward pass."""
+    from lightning_energy.solvers.problem import Problem
+
+    energy = CoupledLogCosh(3, 4).double()
+    c = torch.randn(2, 4, dtype=torch.float64, requires_grad=True)
+    x = le.argmin(energy, c, solver=le.Newton(tol=1e-11), adjoint=le.ImplicitAdjoint(1e-2)).x
+    calls = []
+    original = Problem.hessian
+
+    def counted(self, x):
+        calls.append(1)
+        return original(self, x)
+
+    monkeypatch.setattr(Problem, "hessian", counted)
+    (grad,) = torch.autograd.grad(x.sum(), c)
+    assert not calls
+    assert bool(torch.isfinite(grad).all())

@@ -15,6 +15,7 @@ TINY = {
              "--agreement-batch", "2", "--agreement-steps", "3"],
     "tracking": ["--frames", "24", "--trackers", "3", "--dense-max", "24"],
     "scaling": ["--variables", "6", "8", "--batch-size", "2", "--steps", "2", "--repeats", "1"],
+    "parameters": ["--hidden", "1", "3", "--batch-size", "2", "--steps", "2", "--repeats", "1"],
     "sequence": ["--frames", "2", "3", "--batch-size", "1", "--steps", "1", "--dense-max", "2"],
 }
 FIELDS = {
@@ -24,6 +25,7 @@ FIELDS = {
              "peak_memory_mb"},
     "tracking": {"frames", "linear_solver", "forward_ms", "backward_ms", "converged"},
     "scaling": {"variables", "mode", "forward_ms", "backward_ms", "memory_mb"},
+    "parameters": {"hidden", "parameters", "variables", "forward_ms", "backward_ms", "memory_mb"},
     "sequence": {"frames", "path", "forward_ms", "backward_ms", "curvature_mb", "graph_mb"},
 }
 

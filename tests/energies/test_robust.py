@@ -99,3 +99,27 @@ def test_base_kernel_is_abstract():
 def test_default_scale_is_one(kind):
     """Faulty variant: another default δ (recipes that give no scale would change)."""
     assert float(kind().scale) == 1.0
+
+
+def test_a_kernel_of_ones_own_gets_its_second_derivative_by_forward_mode():
+    """Faulty variant: the base class's default ρ'' (for kernels that define only ρ and ρ') not
+    the derivative of ρ' (a wrong tangent, or the weight itself); no built-in kernel reaches it."""
+
+    class OwnCauchy(RobustKernel):
+        def forward(self, squared):
+            return self.scale**2 * torch.log1p(squared / self.scale**2)
+
+        def weight(self, squared):
+            return (1 + squared / self.scale**2).reciprocal()
+
+    squared = torch.tensor([0.0, 0.3, 2.0, 9.0], dtype=torch.float64)
+    own, builtin = OwnCauchy(0.7).double(), Cauchy(0.7).double()
+    torch.testing.assert_close(own.weight_derivative(squared), builtin.weight_derivative(squared))
+
+
+def test_huber_boundary_belongs_to_the_quadratic_core():
+    """Faulty variant: ρ'' at s = δ² taken from the linear tail while ρ' there is the core's."""
+    kernel = Huber(1.0).double()  # δ = exp(0) exactly, so s = δ² is representable
+    boundary = torch.tensor([1.0], dtype=torch.float64)
+    assert kernel.weight(boundary).tolist() == [1.0]
+    assert kernel.weight_derivative(boundary).tolist() == [0.0]

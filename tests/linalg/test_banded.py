@@ -1,4 +1,6 @@
+import numpy as np
 import pytest
+import scipy.linalg
 import torch
 
 from lightning_energy.linalg import Banded, band_matvec, banded_damped_solve, solve_bands
@@ -114,3 +116,57 @@ def test_lapack_path_returns_the_rhs_dtype() -> None:
     assert z.dtype == torch.float32
     torch.testing.assert_close(z.double(), torch.linalg.solve(dense_from_bands(bands), rhs),
                                rtol=1e-4, atol=1e-5)
+
+
+def test_non_finite_bands_fail_like_an_indefinite_system() -> None:
+    """Faulty variant: LAPACK's NaN solution of a NaN system returned as a success (with
+    ``check_finite=False`` LAPACK passes NaN through instead of failing)."""
+    bands = _spd_bands(2, 6, seed=2)
+    bands[1, 1, 2] = float("nan")
+    rhs = torch.ones(2, 6, dtype=torch.float64)
+    z, info = banded_damped_solve(bands, rhs, 0.0)
+    assert info.failed.tolist() == [False, True]
+    assert torch.equal(z[1], torch.zeros(6, dtype=torch.float64))
+    torch.testing.assert_close(band_matvec(bands[:1], z[:1]), rhs[:1])
+    with pytest.raises(np.linalg.LinAlgError, match="non-finite"):
+        solve_bands(bands, rhs, dense_below=0)
+
+
+@pytest.mark.parametrize(("t", "lapack_calls"), [(255, 0), (256, 2)])
+def test_blocks_of_dense_below_frames_or_more_take_the_banded_route(monkeypatch, t: int,
+                                                                    lapack_calls: int) -> None:
+    """Faulty variants: the O(T³) dense route taken at T = ``dense_below`` (an off-by-one, or a
+    length read from the batch axis), by ``solve_bands`` or by the ``Banded`` solver."""
+    import lightning_energy.linalg.banded as banded_module
+
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return scipy.linalg.solveh_banded(*args, **kwargs)
+
+    monkeypatch.setattr(banded_module, "solveh_banded", counted)
+    bands = _spd_bands(2, t, seed=4)
+    rhs = torch.randn(2, t, dtype=torch.float64)
+    z = solve_bands(bands, rhs)
+    assert len(calls) == lapack_calls
+    torch.testing.assert_close(band_matvec(bands, z), rhs)
+
+    class Bands:
+        def bands(self) -> torch.Tensor:
+            return bands[:, None]  # (B, C = 1, 3, T)
+
+    calls.clear()
+    v, _ = Banded().solve(Bands(), rhs, 0.0)
+    assert len(calls) == lapack_calls
+    torch.testing.assert_close(v, z)
+
+
+def test_band_matvec_takes_any_leading_shape() -> None:
+    """Faulty variant: the block length read from axis 1 (the second-neighbour products are
+    skipped for a (C, 1, T) stack, and an unbatched vector fails)."""
+    bands = _spd_bands(3, 6, seed=6)
+    z = torch.randn(3, 6, dtype=torch.float64)
+    expected = torch.einsum("bij,bj->bi", dense_from_bands(bands), z)
+    torch.testing.assert_close(band_matvec(bands[:, None], z[:, None]), expected[:, None])
+    torch.testing.assert_close(band_matvec(bands[0], z[0]), expected[0])

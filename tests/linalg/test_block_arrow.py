@@ -165,10 +165,15 @@ def test_diagonal_scale_is_the_dense_matrix_mean_absolute_diagonal(s: int) -> No
 def test_from_dense_round_trips_and_rejects_what_is_not_a_block_arrow_stack() -> None:
     """Faulty variants: the sub-diagonal read from the wrong blocks for T > 2, or a shape check
     that lets a non-square, unbatched or too small matrix through."""
-    a = random_block_arrow(2, 4, 3, 2, seed=3)
+    # Built from its blocks, not by from_dense (which random_block_arrow uses).
+    gen = torch.Generator().manual_seed(3)
+    blocks = [torch.randn(2, *shape, generator=gen, dtype=F64)
+              for shape in ((4, 3, 3), (3, 3, 3), (4, 3, 2), (2, 2))]
+    blocks[0], blocks[3] = blocks[0] + blocks[0].transpose(-1, -2), blocks[3] + blocks[3].mT
+    a = BlockArrowMatrix(*blocks)
     back = BlockArrowMatrix.from_dense(a.dense(), 4, 3)
-    torch.testing.assert_close(back.dense(), a.dense())
-    torch.testing.assert_close(back.lower, a.lower)
+    for name, block in zip(("diagonal", "lower", "border", "corner"), blocks, strict=True):
+        assert torch.equal(getattr(back, name), block), name
     dense = a.dense()
     for bad, frames in ((dense[:, :, :-1], 4), (dense[0], 4), (dense, 5)):
         with pytest.raises(ValueError, match=r"Expected `matrix` of shape \(B, n, n\)"):
@@ -188,3 +193,27 @@ def test_a_float32_matrix_is_solved_in_the_rhs_dtype() -> None:
     assert bool(ok.all())
     exact = torch.linalg.solve(a32.dense().double() + 0.1 * torch.eye(a.size, dtype=F64), rhs)
     torch.testing.assert_close(z, exact, rtol=1e-12, atol=1e-12)
+
+
+def test_blocks_of_the_wrong_rank_or_a_non_square_corner_are_named() -> None:
+    """Faulty variants: the rank check passes when only one of `diagonal` and `corner` is
+    wrong, or the shared size read from the corner's rows."""
+    a = random_block_arrow(2, 3, 2, 1)
+    rank = r"expected `diagonal` \(B, T, p, p\) and `corner` \(B, s, s\)"
+    with pytest.raises(ValueError, match=rank):
+        BlockArrowMatrix(a.diagonal[0], a.lower, a.border, a.corner)
+    with pytest.raises(ValueError, match=rank):
+        BlockArrowMatrix(a.diagonal, a.lower, a.border, a.corner[0])
+    wide = torch.zeros(2, 2, 1, dtype=F64)  # (B, s = 2 rows, 1 column), border of s = 1
+    with pytest.raises(ValueError, match="`corner` of shape"):
+        BlockArrowMatrix(a.diagonal, a.lower, a.border, wide)
+
+
+def test_unpack_rejects_a_packed_tensor_of_the_wrong_rank() -> None:
+    """Faulty variant: the check passes when only one of rank and width is wrong."""
+    a = random_block_arrow(2, 3, 2, 1)
+    packed = a.pack()
+    again = BlockArrowMatrix.unpack(packed, 3, 2, 1)
+    assert torch.equal(again.dense(), a.dense())
+    with pytest.raises(ValueError, match="Expected `packed` of shape"):
+        BlockArrowMatrix.unpack(packed[..., None], 3, 2, 1)

@@ -158,3 +158,38 @@ def test_kernel_curvature_reaches_newtons_minimum():
     assert bool(robust.converged.all())
     assert bool(newton.converged.all())
     assert (robust.x - newton.x).abs().max() <= 1e-7
+    # The option reaches the energy (faulty variant: the curvature asked for without it).
+    x = x0.reshape(x0.shape[0], -1)
+    flags = (True, False)
+    kernel, plain = (le.BlockArrowLevenbergMarquardt(kernel_curvature=flag).evaluate(problem, x)[2]
+                     for flag in flags)
+    wanted = [problem.call("gauss_newton_block_arrow", x, inputs, flag)[2].pack()
+              for flag in flags]
+    torch.testing.assert_close(kernel, wanted[0])
+    torch.testing.assert_close(plain, wanted[1])
+    assert (kernel - plain).abs().max() > 1e-3
+
+
+def test_update_map_equals_the_dense_levenberg_marquardt_update():
+    """Faulty variant: the update map handing the solve no problem (the block-arrow solve reads
+    the frame and shared sizes from the problem's energy)."""
+    energy, inputs = track(6, 2)
+    x0 = energy.initial_solution(inputs)
+    problem = Problem(energy, inputs, x0.shape[1:], F64)
+    x = x0.reshape(x0.shape[0], -1) + 0.1
+    damping = torch.full((x.shape[0],), 0.3, dtype=F64)
+    dense, block = solvers()
+    torch.testing.assert_close(block.update(problem, x, damping),
+                               dense.update(problem, x, damping), rtol=1e-12, atol=1e-12)
+
+
+def test_a_dense_newton_hessian_is_handed_to_the_structured_backward_as_a_dense_one():
+    """Faulty variant: the solver's dense Hessian taken for packed block-arrow blocks (the
+    unpacking then refuses it)."""
+    energy, inputs = track(4, 2)
+    adjoint = le.ImplicitAdjoint(1e-2, linear_solver=BlockArrow())
+    reference = layer_gradients(adjoint, energy, inputs, le.BlockArrowLevenbergMarquardt(
+        tol=1e-11, max_steps=200))
+    grads = layer_gradients(adjoint, energy, inputs, le.Newton(tol=1e-11, max_steps=100))
+    for got, want in zip(grads, reference, strict=True):
+        assert (got - want).abs().max() <= 1e-8 * (1 + want.abs().max())
