@@ -69,8 +69,7 @@ BENCHMARKS = {
     "adjoints": "speed and memory of the adjoints (docs/benchmarks.md)",
     "pose": "a training step of the multi-view pose energy, optionally against Theseus",
     "tracking": "one long track fused and differentiated, by linear solver",
-    "scaling": "the implicit backward's cost as the number of variables grows",
-    "parameters": "the implicit backward's cost as the energy's parameters grow (fixed n)",
+    "scaling": "the implicit backward's cost as the variables (or energy parameters) grow",
     "sequence": "a sequence energy's block-arrow solve and backward against dense, as T grows",
 }
 PROG = "lightning-energy"

@@ -85,7 +85,7 @@ class WeightNetPoseEnergy(PoseLikeEnergy):
     ω = softplus(net(e)) for a fixed embedding e (C·J × 16) of the view–joint pairs and a
     two-layer tanh network of hidden width ``hidden``: 18·h + 1 more energy parameters, while
     n, m and the solve are those of the plain energy. For measuring what the number of energy
-    parameters costs (``bench parameters``).
+    parameters costs (``bench scaling --hidden``).
     """
 
     def __init__(self, hidden: int, joints: int = 17, views: int = 4, num_bases: int = 25,

@@ -14,8 +14,8 @@ TINY = {
     "pose": ["--batch-sizes", "2", "--steps", "2", "--repeats", "1", "--compare", "theseus",
              "--agreement-batch", "2", "--agreement-steps", "3"],
     "tracking": ["--frames", "24", "--trackers", "3", "--dense-max", "24"],
-    "scaling": ["--variables", "6", "8", "--batch-size", "2", "--steps", "2", "--repeats", "1"],
-    "parameters": ["--hidden", "1", "3", "--batch-size", "2", "--steps", "2", "--repeats", "1"],
+    "scaling": ["--variables", "6", "8", "--hidden", "1", "3", "--batch-size", "2", "--steps",
+                "2", "--repeats", "1"],
     "sequence": ["--frames", "2", "3", "--batch-size", "1", "--steps", "1", "--dense-max", "2"],
 }
 FIELDS = {
@@ -24,8 +24,7 @@ FIELDS = {
     "pose": {"library", "backward", "batch_size", "forward_ms", "backward_ms", "step_ms",
              "peak_memory_mb"},
     "tracking": {"frames", "linear_solver", "forward_ms", "backward_ms", "converged"},
-    "scaling": {"variables", "mode", "forward_ms", "backward_ms", "memory_mb"},
-    "parameters": {"hidden", "parameters", "variables", "forward_ms", "backward_ms", "memory_mb"},
+    "scaling": {"variables", "parameters", "mode", "forward_ms", "backward_ms", "memory_mb"},
     "sequence": {"frames", "path", "forward_ms", "backward_ms", "curvature_mb", "graph_mb"},
 }
 
@@ -44,6 +43,10 @@ def test_suite_writes_records(suite, capsys):
         assert FIELDS[suite] <= set(record), record
         assert record["forward_ms"] > 0
         assert record["backward_ms"] >= 0
+    if suite == "scaling":  # the parameter sweep: same n, more energy parameters
+        sweep = [r for r in records if "hidden" in r]
+        assert [(r["hidden"], r["variables"]) for r in sweep] == [(1, 30), (3, 30)]
+        assert sweep[1]["parameters"] - sweep[0]["parameters"] == 2 * 18
     if suite == "pose":
         libraries = {r["library"] for r in records}
         # Theseus is optional: either compared (with the gradient agreement) or said why not.
