@@ -78,7 +78,6 @@ class PoseLikeEnergy(LeastSquaresEnergy):
         return torch.where(outliers[..., None], obs + 2.0, obs).to(device)
 
 
-
 class WeightNetPoseEnergy(PoseLikeEnergy):
     """:class:`PoseLikeEnergy` whose view-and-joint weights ω come from a network of width h.
 
@@ -101,6 +100,7 @@ class WeightNetPoseEnergy(PoseLikeEnergy):
         """ω (C, J) from the network."""
         views, joints = self.cameras.shape[0], self.mean.shape[0]
         return nn.functional.softplus(self.weight_net(self.embedding)).reshape(views, joints)
+
 
 class SequencePoseLikeEnergy(SequenceLeastSquaresEnergy):
     """:class:`PoseLikeEnergy` over a window of T frames, with a shared body and smoothness.

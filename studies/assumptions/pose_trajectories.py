@@ -64,7 +64,7 @@ def series(rows: list[dict[str, str]]) -> dict[str, Any]:
     return out
 
 
-def figure(runs: list[dict[str, Any]], path: Path) -> None:
+def figure(runs: list[dict[str, Any]], fold: str, path: Path) -> None:
     """One panel per interpretable parameter, one line per seed."""
     import matplotlib
 
@@ -81,7 +81,7 @@ def figure(runs: list[dict[str, Any]], path: Path) -> None:
         ax.grid(alpha=0.3)
     axes.flat[0].legend(fontsize=8)
     fig.suptitle("Multi-view pose energy: its interpretable parameters during training "
-                 "(recipe h36m_multiview, fold S8)", fontsize=11)
+                 f"(recipe h36m_multiview, fold {fold})", fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -110,11 +110,12 @@ def page(result: dict[str, Any], command: str) -> str:
     weights_first = [math.exp(v["first"]) for v in result["joint weights: mean log w"]]
     weights_last = [math.exp(v["last"]) for v in result["joint weights: mean log w"]]
     n = len(result["seeds"])
+    seconds = f"{min(result['seconds']):.0f}–{max(result['seconds']):.0f}"
     return f"""# Study, multi-view pose: what the energy learned (part 6)
 
-The recipe `{RECIPE}` trained in its S8 fold (train S1 S5 S6 S7, validate
-S8) for {n} seeds, each in {min(result['seconds']):.0f}–{max(result['seconds']):.0f} s on one CPU
-thread. The values are those every recipe run logs (`EnergyParameterMonitor`; to wandb by
+The recipe `{RECIPE}` trained in its {result['fold']} fold (the held-out
+subject validates) for {n} seeds, each in {seconds} s on one CPU thread. The values are those
+every recipe run logs (`EnergyParameterMonitor`; to wandb by
 default, to CSV here), from the first logged step (the recipe logs every 10 steps) to the last;
 ranges over seeds. The recipe starts δ at 2, the pose prior at 1, the scale prior at 10 and every
 joint weight at 1.
@@ -126,7 +127,8 @@ joint weight at 1.
   {min(weights_last):.3g}–{max(weights_last):.3g}; their spread (std of log w over joints and
   views) {change('joint weights: std of log w')}.
 - **PPCA scales** (mean log σ of the pose bases): {change('PPCA log σ: mean')}.
-- Validation MPJPE after training (mm, every 128th S8 frame): {span('val/mpjpe', 'last')}.
+- Validation MPJPE after training (mm, every 128th frame of the held-out subject):
+  {span('val/mpjpe', 'last')}.
 
 ![Interpretable parameters during training](pose_trajectories.png)
 
@@ -161,8 +163,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         runs = [f.result() for f in futures]
     for run in runs:
         run["series"] = series(run.pop("rows"))
-    figure(runs, args.out / "pose_trajectories.png")
-    result = numbers(runs)
+    figure(runs, args.fold, args.out / "pose_trajectories.png")
+    result = {"fold": args.fold, **numbers(runs)}
     result["series"] = {r["seed"]: r["series"] for r in runs}
     (args.out / "pose_trajectories.json").write_text(json.dumps(result, indent=1))
     command = ("OMP_NUM_THREADS=1 python -m studies.assumptions.pose_trajectories --out "
