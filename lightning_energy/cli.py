@@ -71,6 +71,7 @@ BENCHMARKS = {
     "tracking": "one long track fused and differentiated, by linear solver",
     "scaling": "the implicit backward's cost as the variables (or energy parameters) grow",
     "sequence": "a sequence energy's block-arrow solve and backward against dense, as T grows",
+    "render": "crops per second of the person renderer (end-to-end pose), by crop size",
 }
 PROG = "lightning-energy"
 EPILOG = f"""other commands:

@@ -119,7 +119,9 @@ def run_fold(cli_args: list[str], fold: str, seed: int, root: Path,
                               "machine": machine()}
     start: dict[str, Any] = {}
     if grid is not None:
+        began = time.perf_counter()
         start, record["grid"] = grid_search(base, grid)
+        record["grid_seconds"] = time.perf_counter() - began
         record["grid_start"] = start
         if fit:  # the grid winner untrained, tested like the learned energy
             record["grid_test"] = test_only(base, start)

@@ -42,6 +42,7 @@ def test_cv_writes_one_record_per_fold_with_the_grid_choice_and_the_checkpoint_c
         assert len(scores) == 2
         best = record["grid"][scores.index(max(scores))]["point"]
         assert record["grid_start"] == best
+        assert record["grid_seconds"] > 0  # the search is timed (the study compares its cost)
         assert {"test/success_auc", "test/solver/converged"} <= set(record["test"])
         assert "test/baseline/median of top-5/success_auc" in record["test"]
         assert "test/success_auc" in record["grid_test"]

@@ -33,8 +33,9 @@ class SolverDiagnostics(Callback):
     gradient, ``nonconverged="mask"``, non-finite solves included) from a torchmetrics
     ``MeanMetric`` weighted by batch size, so it too is exact over all processes. During
     training, per-step values are logged too: the solver's final damping, the number of masked
-    samples and, from the step's backward pass (which has run when ``on_train_batch_end``
-    fires), the damping the adjoint used and how many samples needed the linear-solve fallback.
+    samples among the number of solves (``train/solver/masked``, ``/solves``) and, from the
+    step's backward pass (which has run when ``on_train_batch_end`` fires), the damping the
+    adjoint used and how many samples needed the linear-solve fallback.
 
     Works with any task whose steps return ``{"loss": …, "solution": Solution}``
     (:class:`~lightning_energy.EnergyTask` does).
@@ -78,7 +79,8 @@ class SolverDiagnostics(Callback):
         share.update(masked / max(solves, 1), weight=solves)
         if stage == "train":
             values = {"train/solver/damping": solution.damping.float().mean(),
-                      "train/solver/masked": masked.float()}
+                      "train/solver/masked": masked.float(),
+                      "train/solver/solves": torch.as_tensor(float(solves))}
             for key, value in solution.diagnostics.items():
                 if key.startswith("backward/"):
                     values[f"train/solver/{key}"] = torch.as_tensor(value).float()
@@ -125,12 +127,15 @@ class SolverDiagnostics(Callback):
 
 
 class EnergyParameterMonitor(Callback):
-    """Log every energy parameter over training: scalars as values, tensors as summaries.
+    """Log every energy parameter over training, and the norm of their gradient.
 
     Scalar parameters are logged as ``energy/{name}`` (exponentiated too when the name starts
     with ``log_``, e.g. ``energy/bandwidth`` from ``log_bandwidth``). Tensor parameters are logged
     as ``energy/{name}/mean`` and ``/std`` and, with a logger that supports it (wandb), as a
-    histogram every ``histogram_every`` steps.
+    histogram every ``histogram_every`` steps. ``energy/grad_norm`` is the 2-norm of the loss's
+    gradient over all the energy's parameters before each logged optimizer step (after AMP
+    unscaling; ``inf``/``nan`` when the backward was not finite), the number to watch when a
+    backward rule makes training unstable.
 
     Args:
         every_n_steps: Logging period in optimizer steps.
@@ -162,6 +167,16 @@ class EnergyParameterMonitor(Callback):
         if self.histogram_every and step % self.histogram_every == 0:
             self._histograms(trainer, energy, step)
 
+    def on_before_optimizer_step(self, trainer: pl.Trainer,  # noqa: D102
+                                 pl_module: pl.LightningModule, optimizer: Any) -> None:
+        energy = getattr(pl_module, "energy", None)
+        if trainer.global_step % self.every_n_steps or not isinstance(energy, nn.Module):
+            return
+        grads = [p.grad.detach().double().norm() for p in energy.parameters() if p.grad is not None]
+        if grads:
+            norm = torch.stack(grads).norm().float()
+            pl_module.log("energy/grad_norm", norm, on_step=True, on_epoch=False, batch_size=1)
+
     @staticmethod
     def _histograms(trainer: pl.Trainer, energy: nn.Module, step: int) -> None:
         loggers = [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
@@ -177,14 +192,37 @@ class EnergyParameterMonitor(Callback):
                 logger.experiment.log({**data, "trainer/global_step": step})
 
 
+SMALL_VECTOR = 4
+"""Tensor parameters with at most this many entries are also logged entry by entry."""
+
+
 def parameter_summary(name: str, param: Tensor) -> dict[str, Tensor]:
-    """Loggable scalars for one parameter."""
-    key = f"energy/{name}"
-    if param.numel() == 1:
-        out = {key: param.float().reshape(())}
-        leaf = name.rsplit(".", 1)[-1]
-        if leaf.startswith("log_"):
-            prefix = name[: len(name) - len(leaf)]
-            out[f"energy/{prefix}{leaf[4:]}"] = param.float().exp().reshape(())
+    """Loggable scalars for one parameter.
+
+    A scalar is logged as ``energy/{name}``, a tensor as ``energy/{name}/mean`` and ``/std``
+    and, with at most :data:`SMALL_VECTOR` entries (e.g. the two smoothness weights of the
+    tracking energy), each entry as ``energy/{name}/{i}``. A leaf named ``log_…`` is logged
+    exponentiated too, under the name without ``log_``.
+
+    Example:
+        >>> import torch
+        >>> out = parameter_summary("log_alpha", torch.tensor([0.0, 1.0]))
+        >>> sorted(out), round(float(out["energy/alpha/1"]), 4)
+        (['energy/alpha/0', 'energy/alpha/1', 'energy/log_alpha/0', 'energy/log_alpha/1', \
+'energy/log_alpha/mean', 'energy/log_alpha/std'], 2.7183)
+    """
+    value = param.detach().float()
+    leaf = name.rsplit(".", 1)[-1]
+    plain = f"energy/{name[: len(name) - len(leaf)]}{leaf[4:]}" if leaf.startswith("log_") else None
+    if value.numel() == 1:
+        out = {f"energy/{name}": value.reshape(())}
+        if plain:
+            out[plain] = value.exp().reshape(())
         return out
-    return {f"{key}/mean": param.float().mean(), f"{key}/std": param.float().std()}
+    out = {f"energy/{name}/mean": value.mean(), f"energy/{name}/std": value.std()}
+    if value.numel() <= SMALL_VECTOR:
+        for i, entry in enumerate(value.flatten()):
+            out[f"energy/{name}/{i}"] = entry
+            if plain:
+                out[f"{plain}/{i}"] = entry.exp()
+    return out

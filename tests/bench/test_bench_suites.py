@@ -17,6 +17,7 @@ TINY = {
     "scaling": ["--variables", "6", "8", "--hidden", "1", "3", "--batch-size", "2", "--steps",
                 "2", "--repeats", "1"],
     "sequence": ["--frames", "2", "3", "--batch-size", "1", "--steps", "1", "--dense-max", "2"],
+    "render": ["--sizes", "16", "24", "--frames", "2"],
 }
 FIELDS = {
     "adjoints": {"adjoint", "hessian", "batch_size", "forward_ms", "backward_ms",
@@ -26,6 +27,7 @@ FIELDS = {
     "tracking": {"frames", "linear_solver", "forward_ms", "backward_ms", "converged"},
     "scaling": {"variables", "parameters", "mode", "forward_ms", "backward_ms", "memory_mb"},
     "sequence": {"frames", "path", "forward_ms", "backward_ms", "curvature_mb", "graph_mb"},
+    "render": {"image_size", "crops", "crops_per_s", "ms_per_crop", "threads"},
 }
 
 
@@ -37,6 +39,10 @@ def test_every_suite_is_covered():
 def test_suite_writes_records(suite, capsys):
     main(["bench", suite, *TINY[suite], "--format", "json"])
     records = json.loads(capsys.readouterr().out)
+    if suite == "render":  # no forward and backward: crops drawn per second
+        assert [(r["image_size"], r["crops"]) for r in records] == [(16, 8), (24, 8)]
+        assert all(r["crops_per_s"] > 0 and r["threads"] == 1 for r in records)
+        return
     timed = [r for r in records if "forward_ms" in r]
     assert timed, records
     for record in timed:

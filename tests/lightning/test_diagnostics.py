@@ -1,9 +1,9 @@
-"""SolverDiagnostics logs the share of masked samples for every stage."""
+"""SolverDiagnostics logs the masked share for every stage; the monitor the gradient norm."""
 
 import pytest
 import torch
 
-from lightning_energy.callbacks import SolverDiagnostics
+from lightning_energy.callbacks import EnergyParameterMonitor, SolverDiagnostics
 from lightning_energy.cli import run_cli
 from lightning_energy.solvers.solution import Solution
 from tests.lightning.conftest import CPU_DEBUG, TOY
@@ -27,6 +27,8 @@ def test_masked_share_is_logged_for_train_val_and_test(tmp_path, policy):
     stages = {s: solver_metrics(cli.trainer.callback_metrics, s) for s in ("train", "val")}
     cli.trainer.test(cli.model, datamodule=cli.datamodule)
     stages["test"] = solver_metrics(cli.trainer.callback_metrics, "test")
+    assert stages["train"]["solves"] > 0
+    assert 0 <= stages["train"]["masked"] <= stages["train"]["solves"]
     for stage, values in stages.items():
         assert 0.0 < values["converged"] < 1.0, stage  # some solves failed
         expected = 1.0 - values["converged"] if policy == "mask" else 0.0
@@ -49,3 +51,47 @@ def test_masked_share_counts_every_problem_the_layer_solved():
 
 class _Trainer:
     sanity_checking = False
+
+    def __init__(self, global_step: int = 0) -> None:
+        self.global_step = global_step
+
+
+def test_energy_grad_norm_is_the_norm_over_every_energy_parameter():
+    """Catches: the norm of one parameter only, of the whole module (a backbone's weights), or
+    logged on steps between the monitor's period."""
+    logged: dict[str, float] = {}
+
+    class Module(torch.nn.Module):
+        def log(self, name, value, **kwargs):
+            logged[name] = float(value)
+
+    module = Module()
+    module.energy = torch.nn.Linear(3, 2)
+    module.backbone = torch.nn.Linear(3, 3)
+    params = [*module.energy.parameters(), *module.backbone.parameters()]
+    for p, g in zip(params, [3.0, 4.0, 100.0, 100.0], strict=True):
+        p.grad = torch.full_like(p, g)
+    expected = (6 * 3.0**2 + 2 * 4.0**2) ** 0.5  # 2×3 weights at 3, 2 biases at 4
+    monitor = EnergyParameterMonitor(every_n_steps=5)
+    monitor.on_before_optimizer_step(_Trainer(global_step=3), module, None)
+    assert logged == {}
+    monitor.on_before_optimizer_step(_Trainer(global_step=10), module, None)
+    assert logged["energy/grad_norm"] == pytest.approx(expected, rel=1e-6)
+
+
+def test_parameter_summary_logs_scalars_small_vectors_and_summaries():
+    """Catches: a log-parameter not exponentiated, a small vector's entries missing or
+    mislabelled, a large tensor logged entry by entry (25 tracker weights would be 50 columns)."""
+    from lightning_energy.callbacks.diagnostics import parameter_summary
+
+    scale = parameter_summary("robust.log_scale", torch.tensor(-1.0))
+    assert scale["energy/robust.log_scale"] == pytest.approx(-1.0)
+    assert scale["energy/robust.scale"] == pytest.approx(0.36788, rel=1e-4)
+    alpha = parameter_summary("log_alpha", torch.tensor([0.0, 2.0]))
+    assert alpha["energy/alpha/0"] == pytest.approx(1.0)
+    assert alpha["energy/alpha/1"] == pytest.approx(7.38906, rel=1e-5)
+    assert alpha["energy/log_alpha/1"] == pytest.approx(2.0)
+    assert alpha["energy/log_alpha/mean"] == pytest.approx(1.0)
+    weights = parameter_summary("weights", torch.arange(25.0))
+    assert set(weights) == {"energy/weights/mean", "energy/weights/std"}
+    assert weights["energy/weights/std"] == pytest.approx(float(torch.arange(25.0).std()))

@@ -70,3 +70,28 @@ def test_stages_chain_through_their_checkpoints(tmp_path):
     metrics = tested.trainer.callback_metrics
     assert {"test/mpjpe", "test/pa_mpjpe", "test/keypoint_error_px", "test/swap_rate"} <= set(
         metrics)
+
+
+@pytest.mark.parametrize("name", ["end_to_end_detector.yaml", "end_to_end_staged.yaml",
+                                  "end_to_end.yaml"])
+def test_gpu_overlay_sizes_every_stage(name, tmp_path):
+    """Catches: an overlay key one stage's task does not take, or sizes the detector cannot run
+    (128-px crops through four 2× poolings)."""
+    overlay = tmp_path / "tiny_ppca.yaml"
+    overlay.write_text(TINY_PPCA)
+    energy = [] if name == "end_to_end_detector.yaml" else [
+        "--config", str(overlay), "--model.init_args.init_weights", "null"]
+    cli = run_cli(["--config", str(REPO / "recipes" / "pose" / name), *energy,
+                   "--config", str(REPO / "recipes" / "pose" / "gpu" / "end_to_end.yaml"),
+                   "--trainer.accelerator", "cpu", "--trainer.logger", "false",
+                   "--trainer.default_root_dir", str(tmp_path), "--data.init_args.root", "null",
+                   "--data.init_args.synthetic_frames", "2"], run=False)
+    assert cli.datamodule.hparams["image_size"] == 128
+    assert cli.datamodule.hparams["batch_size"] == 32
+    detector = cli.model.backbone
+    assert sum(p.numel() for p in detector.parameters()) > 1_000_000
+    with torch.no_grad():
+        out = detector(torch.rand(1, 3, 128, 128))
+    assert tuple(out.keypoints.shape) == (1, 17, 2)
+    assert tuple(out.heatmaps[-1].shape[-2:]) == (64, 64)
+    assert ((out.keypoints >= 0) & (out.keypoints <= 128)).all()
