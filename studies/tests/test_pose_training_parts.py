@@ -1,6 +1,7 @@
 """Parts 4 and 5 of the study on the pose task: the backward rules reach the recipe's layer,
 the grids are what the page says, and both drivers run end to end on two steps."""
 
+import importlib
 import json
 from pathlib import Path
 
@@ -8,7 +9,7 @@ import pytest
 
 from lightning_energy.adjoints import ImplicitAdjoint, UnrolledAdjoint
 from lightning_energy.cli import run_cli
-from studies.assumptions import pose_grid, pose_stability
+from studies.assumptions import every_part, pose_grid, pose_stability
 from studies.assumptions.pose_trajectories import RECIPE
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "h36m_multiview_sh"
@@ -82,3 +83,13 @@ def test_grid_and_learned_runs_are_tested_on_the_held_out_subject(tmp_path):
     for name, start in (("λ_prior", 1.0), ("δ", 2.0)):
         assert 0.9 < values[name] / start < 1.1
         assert values[name] != start
+
+
+@pytest.mark.parametrize("name", every_part.PARTS)
+def test_every_part_driver_takes_out(name, capsys):
+    """Catches: a driver in the one-command list that does not exist or has no --out."""
+    module = importlib.import_module(name)
+    with pytest.raises(SystemExit) as exit_info:
+        module.main(["--out", "unused", "--help"])
+    assert exit_info.value.code == 0
+    assert "--out" in capsys.readouterr().out
