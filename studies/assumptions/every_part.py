@@ -2,8 +2,9 @@
 
 Runs, in turn, the toys (``studies.assumptions``, parts 1–6), parts 1–3 on the multi-view pose
 energy (``.pose``), part 4 (``.pose_stability``), part 5 (``.pose_grid``) and part 6
-(``.pose_trajectories``) on the pose recipe, and part 6 on tracker fusion
-(``.tracking_trajectories``): every number and figure under ``docs/study``. About 2.5 hours on
+(``.pose_trajectories``) on the pose recipe, and parts 4 and 6 on tracker fusion
+(``.tracking_stability``, ``.tracking_trajectories``): every number and figure under
+``docs/study``. About 2.5 hours on
 two CPU cores; the pose and tracking parts need the data in ``../shared/data``.
 """
 
@@ -16,7 +17,8 @@ from pathlib import Path
 
 PARTS = ("studies.assumptions.__main__", "studies.assumptions.pose",
          "studies.assumptions.pose_stability", "studies.assumptions.pose_grid",
-         "studies.assumptions.pose_trajectories", "studies.assumptions.tracking_trajectories")
+         "studies.assumptions.pose_trajectories", "studies.assumptions.tracking_stability",
+         "studies.assumptions.tracking_trajectories")
 """The drivers, each with ``main(argv)`` taking ``--out``."""
 
 

@@ -1,5 +1,5 @@
-"""Parts 4 and 5 of the study on the pose task: the backward rules reach the recipe's layer,
-the grids are what the page says, and both drivers run end to end on two steps."""
+"""Parts 4 and 5 of the study on the real tasks: the backward rules reach the recipe's layer,
+the grids are what the page says, and the drivers run end to end on two steps."""
 
 import importlib
 import json
@@ -9,13 +9,15 @@ import pytest
 
 from lightning_energy.adjoints import ImplicitAdjoint, UnrolledAdjoint
 from lightning_energy.cli import run_cli
-from studies.assumptions import every_part, pose_grid, pose_stability
+from studies.assumptions import every_part, pose_grid, pose_stability, tracking_stability
 from studies.assumptions.pose_trajectories import RECIPE
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "h36m_multiview_sh"
 PATHS = ["--data.init_args.root", str(DATA),
          "--model.init_args.energy.init_args.ppca_root", str(DATA.parent / "wibergian_ppca")]
 needs_data = pytest.mark.skipif(not DATA.exists(), reason=f"real data absent ({DATA})")
+OTB = DATA.parent / "otb100_tracker_fusion"
+needs_otb = pytest.mark.skipif(not OTB.exists(), reason=f"real data absent ({OTB})")
 
 
 @needs_data
@@ -93,3 +95,38 @@ def test_every_part_driver_takes_out(name, capsys):
         module.main(["--out", "unused", "--help"])
     assert exit_info.value.code == 0
     assert "--out" in capsys.readouterr().out
+
+
+@needs_otb
+@pytest.mark.parametrize(("setting", "kind", "damping"), [
+    ("λ = 0", ImplicitAdjoint, 0.0), ("λ = 1e-2 (recipe)", ImplicitAdjoint, 0.01),
+    ("λ = 1", ImplicitAdjoint, 1.0), ("unrolled", UnrolledAdjoint, None)])
+def test_each_tracking_setting_builds_the_recipe_with_its_backward_rule(setting, kind, damping):
+    cli = run_cli([item for path in tracking_stability.TASK.recipes for item in ("--config", path)]
+                  + ["--data.init_args.root", str(OTB), *tracking_stability.SETTINGS[setting],
+                     "--trainer.logger", "false"], run=False)
+    adjoint = cli.model.layer.adjoint
+    assert type(adjoint) is kind
+    if damping is not None:
+        assert adjoint.damping == damping
+        assert type(adjoint.linear_solver).__name__ == "Banded"
+
+
+@needs_otb
+def test_tracking_stability_runs_on_two_steps(tmp_path):
+    """Faulty variant: the damping override not reaching the layer (λ = 0 and λ = 1 then give
+    the same gradient at the first step, from the same seed and batch)."""
+    result = tracking_stability.main([
+        "--out", str(tmp_path / "out"), "--runs", str(tmp_path / "runs"), "--seeds", "0",
+        "--settings", "λ = 0", "λ = 1", "--workers", "1", "--data.init_args.root", str(OTB),
+        "--trainer.max_steps", "2", "--trainer.val_check_interval", "2"])
+    runs = {r["setting"]: r["curves"] for r in result["runs"]}
+    for curves in runs.values():
+        assert curves["loss"]["step"] == [0, 1]
+        assert all(0 < g < float("inf") for g in curves["grad_norm"]["value"])
+        assert 0 < curves["val"]["success_auc"] <= 1
+    first = [runs[s]["grad_norm"]["value"][0] for s in ("λ = 0", "λ = 1")]
+    assert abs(first[0] - first[1]) > 1e-3 * first[0]
+    text = (tmp_path / "out" / "tracking_stability.md").read_text()
+    assert "| λ = 1 |" in text
+    assert "success AUC" in text
