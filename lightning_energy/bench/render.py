@@ -58,7 +58,11 @@ def format_table(records: list[dict[str, Any]]) -> str:
 
 def main(argv: list[str] | None = None) -> str:
     """Entry point: parse, run; returns the table (or JSON) that the command prints."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.frames < 1 or min(args.sizes) < 8:
+        parser.error(f"expected --frames ≥ 1 and --sizes ≥ 8 px, got {args.frames} and "
+                     f"{args.sizes}")
     threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
     try:

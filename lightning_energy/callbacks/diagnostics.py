@@ -170,7 +170,9 @@ class EnergyParameterMonitor(Callback):
     def on_before_optimizer_step(self, trainer: pl.Trainer,  # noqa: D102
                                  pl_module: pl.LightningModule, optimizer: Any) -> None:
         energy = getattr(pl_module, "energy", None)
-        if trainer.global_step % self.every_n_steps or not isinstance(energy, nn.Module):
+        # global_step advances after this step, before on_train_batch_end: the +1 logs the
+        # norm in the same batches as the parameters.
+        if (trainer.global_step + 1) % self.every_n_steps or not isinstance(energy, nn.Module):
             return
         grads = [p.grad.detach().double().norm() for p in energy.parameters() if p.grad is not None]
         if grads:

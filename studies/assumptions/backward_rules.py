@@ -255,7 +255,8 @@ their lines lie on each other ({task.reference} dashed, unrolled dotted).*
 ## Protocol
 
 {task.protocol}
-- **Hardware**: the 2-core development VM, one thread per run, two runs at a time.
+- **Hardware**: the 2-core development VM, one thread per run, {result.get("workers", 2)} runs at a
+  time.
 
 {command_section(command, task.name)}"""
 
@@ -283,7 +284,8 @@ def main(argv: list[str] | None, task: Task, doc: str) -> dict[str, Any]:
         runs = [{"setting": name, "seed": seed, "seconds": done[name, seed]["seconds"],
                  "curves": curves(done[name, seed]["rows"], task.metrics)}
                 for name, seed in jobs]
-        result = {"seeds": args.seeds, "summary": summary(runs, task), "runs": runs}
+        result = {"seeds": args.seeds, "workers": args.workers, "summary": summary(runs, task),
+                  "runs": runs}
         (args.out / f"{task.name}.json").write_text(json.dumps(result, indent=1))
     figure(result["runs"], task, args.out / f"{task.name}.png")
     (args.out / f"{task.name}.md").write_text(page(result, task, command))

@@ -233,7 +233,8 @@ time.*
   [{KERNEL_RANGE[0]:g}, {KERNEL_RANGE[1]:g}], log-spaced, G values each; every point scored by
   the untrained energy's MPJPE on every {SCORE_STRIDE}th stored frame of S1 (a training subject),
   the lowest tested; seconds: the whole search (`cv` records `grid_seconds`).
-- **Hardware**: the 2-core development VM, one thread per job, two jobs at a time.
+- **Hardware**: the 2-core development VM, one thread per job, {result.get("workers", 2)} jobs at a
+  time.
 
 {command_section(command, "pose_grid")}"""
 
@@ -258,7 +259,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             futures = {n: pool.submit(run_cv, [*todo[n], *overrides]) for n in order}
             records = {n: futures[n].result() for n in todo}
     summary = summarise(records)
-    result = {"fold": FOLD, "summary": summary,
+    result = {"fold": FOLD, "workers": args.workers, "summary": summary,
               "learned_values": learned_values(args.runs, args.seeds)}
     figure(summary, args.out / "pose_grid.png")
     (args.out / "pose_grid.json").write_text(json.dumps(result, indent=1))

@@ -69,3 +69,11 @@ def test_sequence_blocks_time_the_same_matrices(capsys):
     for record in records:
         assert record["evaluation_ms"] > 0
         assert record["max_rel_diff"] <= 1e-12
+
+
+def test_render_rejects_an_empty_run(capsys):
+    """Faulty variant: --frames 0 dividing by zero seconds instead of a usage error."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", "render", "--frames", "0"])
+    assert exit_info.value.code == 2
+    assert "--frames ≥ 1" in capsys.readouterr().err

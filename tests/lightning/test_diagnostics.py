@@ -73,9 +73,11 @@ def test_energy_grad_norm_is_the_norm_over_every_energy_parameter():
         p.grad = torch.full_like(p, g)
     expected = (6 * 3.0**2 + 2 * 4.0**2) ** 0.5  # 2×3 weights at 3, 2 biases at 4
     monitor = EnergyParameterMonitor(every_n_steps=5)
-    monitor.on_before_optimizer_step(_Trainer(global_step=3), module, None)
+    # Before the optimizer step of batch 10 global_step is 9; the parameters are logged after it.
+    for step in (3, 10):
+        monitor.on_before_optimizer_step(_Trainer(global_step=step), module, None)
     assert logged == {}
-    monitor.on_before_optimizer_step(_Trainer(global_step=10), module, None)
+    monitor.on_before_optimizer_step(_Trainer(global_step=9), module, None)
     assert logged["energy/grad_norm"] == pytest.approx(expected, rel=1e-6)
 
 
