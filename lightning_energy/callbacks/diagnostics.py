@@ -80,7 +80,8 @@ class SolverDiagnostics(Callback):
         if stage == "train":
             values = {"train/solver/damping": solution.damping.float().mean(),
                       "train/solver/masked": masked.float(),
-                      "train/solver/solves": torch.as_tensor(float(solves))}
+                      "train/solver/solves": torch.as_tensor(float(solves),
+                                                             device=pl_module.device)}
             for key, value in solution.diagnostics.items():
                 if key.startswith("backward/"):
                     values[f"train/solver/{key}"] = torch.as_tensor(value).float()

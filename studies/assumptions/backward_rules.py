@@ -20,7 +20,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from studies.assumptions.recipe_runs import command_section, fit, study_parser
+from studies.assumptions.recipe_runs import column, command_section, fit, study_parser
 
 UNROLLED = '{"class_path": "lightning_energy.adjoints.UnrolledAdjoint"}'
 
@@ -53,19 +53,15 @@ class Task:
     protocol: str  # the page's protocol bullets
 
 
-def _column(rows: list[dict[str, str]], name: str) -> dict[int, float]:
-    return {int(r["step"]): float(r[name]) for r in rows if r.get(name)}
-
-
 def curves(rows: list[dict[str, str]], metrics: tuple[Metric, ...]) -> dict[str, Any]:
     """Per step: training loss, energy gradient norm, masked share; the last validation."""
-    masked, solves = _column(rows, "train/solver/masked"), _column(rows, "train/solver/solves")
+    masked, solves = column(rows, "train/solver/masked"), column(rows, "train/solver/solves")
     steps = sorted(set(masked) & set(solves))
     out = {name: {"step": sorted(values), "value": [values[s] for s in sorted(values)]}
-           for name, values in (("loss", _column(rows, "train/loss_step")),
-                                ("grad_norm", _column(rows, "energy/grad_norm")))}
+           for name, values in (("loss", column(rows, "train/loss_step")),
+                                ("grad_norm", column(rows, "energy/grad_norm")))}
     out["masked_share"] = {"step": steps, "value": [masked[s] / solves[s] for s in steps]}
-    final = {m.key: _column(rows, f"val/{m.key}") for m in metrics}
+    final = {m.key: column(rows, f"val/{m.key}") for m in metrics}
     out["val"] = {k: v[max(v)] for k, v in final.items() if v}
     return out
 

@@ -120,10 +120,15 @@ def series(rows: list[dict[str, str]], columns: dict[str, str],
     ``columns``: panel title → logged column.
     """
     out: dict[str, Any] = {}
-    for title, column in {**columns, validation: validation}.items():
-        points = [(int(r["step"]), float(r[column])) for r in rows if r.get(column)]
-        out[title] = {"step": [p[0] for p in points], "value": [p[1] for p in points]}
+    for title, name in {**columns, validation: validation}.items():
+        values = column(rows, name)
+        out[title] = {"step": list(values), "value": list(values.values())}
     return out
+
+
+def column(rows: list[dict[str, str]], name: str) -> dict[int, float]:
+    """Step → value of one logged column, in the order logged (steps where it was logged)."""
+    return {int(r["step"]): float(r[name]) for r in rows if r.get(name)}
 
 
 def figure(runs: list[dict[str, Any]], title: str, path: Path, columns: dict[str, str],
