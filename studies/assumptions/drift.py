@@ -34,7 +34,7 @@ def step_drift(case: Case, direction: Tensor, sizes: list[float],
     """
     jacobians = {name: adjoint_jacobian(case, adj) for name, adj in adjoints.items()}
     errors: dict[str, list[float]] = {name: [] for name in adjoints}
-    jumps, moves = [], []
+    jumps, unsettled, moves = [], [], []
     for size in sizes:
         theta = case.theta + size * direction
         actual = case.solve(theta).x - case.x_star
@@ -46,10 +46,13 @@ def step_drift(case: Case, direction: Tensor, sizes: list[float],
             rel = (predicted - actual).norm(dim=-1)[keep] / moved[keep]
             errors[name].append(float(rel.median()))
         restart = case.solve(theta, cold, x0=case.energy.initial_solution(case.make_inputs(theta)))
-        refined = case.solve(theta, x0=restart.x).x
-        jumps.append(float(((refined - case.x_star - actual).norm(dim=-1) > 1e-4).double().mean()))
+        refined = case.solve(theta, x0=restart.x.reshape(case.x_star.shape))
+        elsewhere = (refined.x - case.x_star - actual).norm(dim=-1) > 1e-4
+        jumps.append(float(elsewhere.double().mean()))
+        # A restart whose refinement did not converge is not evidence of another minimum.
+        unsettled.append(float((elsewhere & ~refined.converged).double().mean()))
     return {"sizes": sizes, "median_rel_error": errors, "jump_share": jumps,
-            "median_move": moves}
+            "jump_unconverged_share": unsettled, "median_move": moves}
 
 
 def truncation(case: Case, reference: Tensor, budgets: list[int], tols: list[float],

@@ -1,11 +1,12 @@
 """``python -m studies.assumptions.every_part --out docs/study``: every page of the study.
 
-Runs, in turn, the toys (``studies.assumptions``, parts 1–6), parts 1–3 on the multi-view pose
-energy (``.pose``), part 4 (``.pose_stability``), part 5 (``.pose_grid``) and part 6
-(``.pose_trajectories``) on the pose recipe, and parts 4 and 6 on tracker fusion
-(``.tracking_stability``, ``.tracking_trajectories``): every number and figure under
-``docs/study``. About 2.5 hours on
-two CPU cores; the pose and tracking parts need the data in ``../shared/data``.
+Runs, in turn, the toys (``studies.assumptions``, parts 1–6), then on the multi-view pose
+recipe parts 1–3 (``.pose``), 4 (``.pose_stability``), 5 (``.pose_grid``) and 6
+(``.pose_trajectories``), and on tracker fusion parts 1–3 (``.tracking``), 4
+(``.tracking_stability``), 5 (``.tracking_grid``) and 6 (``.tracking_trajectories``): every
+number and figure under ``docs/study``. About 3 hours on two CPU cores (the drivers' own run
+times added up; never run as one command); the pose and tracking parts need the data in
+``../shared/data`` and the parts 1–3 drivers the recipes' fold models (``--ckpt``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from pathlib import Path
 
 PARTS = ("studies.assumptions.__main__", "studies.assumptions.pose",
          "studies.assumptions.pose_stability", "studies.assumptions.pose_grid",
-         "studies.assumptions.pose_trajectories", "studies.assumptions.tracking_stability",
+         "studies.assumptions.pose_trajectories", "studies.assumptions.tracking",
+         "studies.assumptions.tracking_stability", "studies.assumptions.tracking_grid",
          "studies.assumptions.tracking_trajectories")
 """The drivers, each with ``main(argv)`` taking ``--out``."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import statistics
 from typing import Any
 
 import torch
@@ -79,7 +80,13 @@ def drift_numbers(seeds: list[dict[str, Any]]) -> dict[str, Any]:
                                            for s in seeds])) for i in range(len(sizes))]
               for name in names}
     jumps = [max(s["drift"]["jump_share"][i] for s in seeds) for i in range(len(sizes))]
-    return {"sizes": sizes, "median_rel_error": errors, "max_jump_share": jumps}
+    out = {"sizes": sizes, "median_rel_error": errors, "max_jump_share": jumps}
+    if "jump_unconverged_share" in seeds[0]["drift"]:  # the real tasks' runs: pooled shares
+        for key, name in (("jump_share", "jump_share"),
+                          ("jump_unconverged_share", "jump_unconverged_share")):
+            out[name] = [statistics.fmean(s["drift"][key][i] for s in seeds)
+                         for i in range(len(sizes))]
+    return out
 
 
 def truncation_numbers(seeds: list[dict[str, Any]]) -> dict[str, Any]:

@@ -9,7 +9,14 @@ import pytest
 
 from lightning_energy.adjoints import ImplicitAdjoint, UnrolledAdjoint
 from lightning_energy.cli import run_cli
-from studies.assumptions import every_part, pose_grid, pose_stability, tracking_stability
+from studies.assumptions import (
+    every_part,
+    grid_study,
+    pose_grid,
+    pose_stability,
+    tracking_grid,
+    tracking_stability,
+)
 from studies.assumptions.pose_trajectories import RECIPE
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "h36m_multiview_sh"
@@ -36,12 +43,57 @@ def test_each_setting_builds_the_recipe_with_its_backward_rule(setting, kind, da
 
 
 def test_grid_is_log_spaced_over_the_stated_ranges(tmp_path):
-    spec = json.loads(pose_grid.grid_file(5, tmp_path).read_text())
+    spec = json.loads(grid_study.grid_file(pose_grid.TASK, 5, tmp_path).read_text())
     prior = spec["grid"]["model.init_args.energy.init_args.prior_weight"]
     kernel = spec["grid"]["model.init_args.energy.init_args.kernel_scale"]
     assert prior == pytest.approx([0.1, 0.3162, 1.0, 3.162, 10.0], rel=1e-3)
     assert kernel == pytest.approx([0.5, 1.0, 2.0, 4.0, 8.0], rel=1e-3)
     assert (spec["monitor"], spec["mode"], spec["split"]) == ("val/mpjpe", "min", "val")
+    spec = json.loads(grid_study.grid_file(tracking_grid.TASK, 3, tmp_path).read_text())
+    assert spec["grid"]["callbacks.TrackerWeightsFromAUC.temperature"] == pytest.approx(
+        [0.01, 0.1, 1.0])
+    assert (spec["monitor"], spec["mode"], spec["split"]) == ("val/success_auc", "max", "train")
+
+
+def _row(kind, size, seed, auc):
+    return {"kind": kind, "size": size, "seed": seed, "success_auc": auc,
+            "precision_20px": auc, "points": size * size if size else None, "seconds": 10.0,
+            "values": {"δ": 0.8 if kind == "grid" else 0.2, "T": 0.1} if kind == "grid"
+            else {"δ": 0.2}}
+
+
+def test_grid_summary_pairs_grids_and_learned_runs_by_split():
+    """Faulty variant: a grid compared with another split's learned run, or a verdict that
+    ignores which way the metric improves."""
+    task = tracking_grid.TASK
+    rows = [_row("grid", 3, 0, 0.70), _row("grid", 3, 1, 0.60),
+            _row("learned", 0, 0, 0.72), _row("learned", 0, 1, 0.61)]
+    summary = grid_study.summarise(task, rows)
+    assert summary["grids"]["3"]["learned_minus_grid"] == pytest.approx([0.02, 0.01])
+    assert summary["learned"]["success_auc"] == pytest.approx([0.665, 0.055])
+    (line, ended) = grid_study.answer(task, summary)
+    assert "grid 3×3** (9 points" in line
+    assert "matches the learned 0.665 ± 0.055" in line
+    assert "+0.020, +0.010 (mean +0.015)" in line
+    assert "choice of δ fell on the edge" in line  # δ = 0.8 is the range's end, T is not
+    assert ended == "- The learned runs' tested states had δ = 0.2–0.2 (started at 0.15)."
+    worse = grid_study.summarise(task, [_row("grid", 3, 0, 0.5), _row("learned", 0, 0, 0.72),
+                                        _row("learned", 0, 1, 0.71)])
+    assert "does not match the learned" in grid_study.answer(task, worse)[0]
+
+
+@needs_otb
+def test_tracking_grid_learned_runs_learn_the_energy_weights_only():
+    cli = run_cli([*[a for r in tracking_grid.TASK.recipes for a in ("--config", r)],
+                   *tracking_grid.TASK.learn, f"--{tracking_grid.TASK.axes[0].key}", "0.3",
+                   "--trainer.logger", "false"], run=False)
+    energy = cli.model.layer.energy
+    assert cli.model.backbone is None
+    assert float(energy.robust.log_scale.exp()) == pytest.approx(0.3)
+    learned = {name for name, p in energy.named_parameters() if p.requires_grad}
+    assert learned == {"log_alpha", "log_beta", "log_tracker_weight", "robust.log_scale"}
+    assert any(name.endswith(tracking_grid.TASK.axes[0].state)
+               for name, _ in cli.model.named_parameters())
 
 
 @needs_data
@@ -71,24 +123,26 @@ def test_grid_and_learned_runs_are_tested_on_the_held_out_subject(tmp_path):
         "--seeds", "0", "--workers", "2", *PATHS, "--trainer.max_steps", "2",
         "--trainer.val_check_interval", "2", "--data.init_args.val_frame_stride", "512",
         "--data.init_args.test_frame_stride", "512"])
-    rows = result["summary"]["rows"]
-    assert set(rows) == {"grid 2×2", "learned, seed 0"}
-    assert rows["grid 2×2"]["points"] == 4
-    (record,) = [json.loads(p.read_text()) for p in (tmp_path / "runs" / "grid2").glob("*.json")]
+    rows = {r["kind"]: r for r in result["summary"]["rows"]}
+    assert len(result["summary"]["rows"]) == 2
+    assert rows["grid"]["points"] == 4
+    (record,) = [json.loads(p.read_text()) for p in (tmp_path / "runs").glob("grid2-*/*.json")]
     best = min(record["grid"], key=lambda row: row["score"])["point"]
-    assert (rows["grid 2×2"]["prior"], rows["grid 2×2"]["kernel"]) == (
-        best["model.init_args.energy.init_args.prior_weight"],
-        best["model.init_args.energy.init_args.kernel_scale"])
+    assert rows["grid"]["values"] == {
+        "λ_prior": best["model.init_args.energy.init_args.prior_weight"],
+        "δ": best["model.init_args.energy.init_args.kernel_scale"]}
     assert len({row["score"] for row in record["grid"]}) == 4  # the points were scored apart
     for row in rows.values():
         assert row["mpjpe"] > 0
         assert row["seconds"] > 0
     # Two Adam steps at rate 1e-2 move the learned log-weights by about 0.02 from the recipe's.
-    values = result["learned_values"][0]
+    values = rows["learned"]["values"]
     assert set(values) == {"λ_prior", "δ"}
     for name, start in (("λ_prior", 1.0), ("δ", 2.0)):
         assert 0.9 < values[name] / start < 1.1
         assert values[name] != start
+    page = (tmp_path / "out" / "pose_grid.md").read_text()
+    assert "- **grid 2×2** (4 points" in page
 
 
 @pytest.mark.parametrize("name", every_part.PARTS)
