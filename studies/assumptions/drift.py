@@ -8,6 +8,8 @@ energy's own start, as in training) lands on the same branch is counted separate
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
@@ -55,17 +57,28 @@ def step_drift(case: Case, direction: Tensor, sizes: list[float],
             "jump_unconverged_share": unsettled, "median_move": moves}
 
 
+def newton_budget(kind: str, value: float) -> le.Solver:
+    """The toys' truncated solver.
+
+    Newton capped at ``value`` steps (tol 1e-6), or 50 steps to tolerance ``value``.
+    """
+    if kind == "steps":
+        return le.Newton(max_steps=int(value), tol=1e-6, dtype="float64")
+    return le.Newton(max_steps=50, tol=value, dtype="float64")
+
+
 def truncation(case: Case, reference: Tensor, budgets: list[int], tols: list[float],
-               damping: float = 1e-2) -> dict[str, object]:
+               damping: float = 1e-2, make_solver: Any = newton_budget) -> dict[str, object]:
     """Gradients from inner solves cut short, against the reference at the converged x*.
 
-    Budgets cap Newton's steps (tol 1e-6) from the energy's own start; tolerances loosen it
-    (50 steps). The implicit rule is applied at the truncated point; the unrolled one
-    differentiates the truncated iterations themselves.
+    ``make_solver("steps", b)`` caps the solver at b steps, ``make_solver("tol", t)`` loosens
+    its tolerance (default :func:`newton_budget`); each starts from the energy's own start. The
+    implicit rule is applied at the truncated point; the unrolled one differentiates the
+    truncated iterations themselves; both with the case's own loss at the truncated x.
     """
     out: dict[str, dict[str, list[float]]] = {}
-    settings = [("steps", b, le.Newton(max_steps=b, tol=1e-6, dtype="float64")) for b in budgets]
-    settings += [("tol", t, le.Newton(max_steps=50, tol=t, dtype="float64")) for t in tols]
+    settings = [("steps", b, make_solver("steps", b)) for b in budgets]
+    settings += [("tol", t, make_solver("tol", t)) for t in tols]
     for kind, value, solver in settings:
         x0 = case.energy.initial_solution(case.make_inputs(case.theta))
         row = out.setdefault(kind, {"value": [], "implicit": [], "unrolled": [],
@@ -75,7 +88,8 @@ def truncation(case: Case, reference: Tensor, budgets: list[int], tols: list[flo
             sol = case.solve(case.theta, solver, x0=x0)
         row["value"].append(value)
         row["unconverged"].append(float((~sol.converged).double().mean()))
-        row["x_error"].append(float((sol.x - case.x_star).norm(dim=-1).median()))
+        row["x_error"].append(
+            float((sol.x.reshape(case.x_star.shape) - case.x_star).norm(dim=-1).median()))
         for name, adj in (("implicit", le.ImplicitAdjoint(damping)),
                           ("unrolled", le.UnrolledAdjoint())):
             scores = compare(adjoint_gradient(case, adj, solver, x0), reference)
@@ -84,4 +98,4 @@ def truncation(case: Case, reference: Tensor, budgets: list[int], tols: list[flo
     return out
 
 
-__all__ = ["adjoint_jacobian", "loss_gradient", "step_drift", "truncation"]
+__all__ = ["adjoint_jacobian", "loss_gradient", "newton_budget", "step_drift", "truncation"]

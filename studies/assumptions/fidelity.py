@@ -50,8 +50,7 @@ def adjoint_gradient(case: Case, adjoint: le.Adjoint, solver: le.Solver | None =
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # truncated solves are the point here
         x = layer(case.make_inputs(theta), x0).x
-    loss = 0.5 * ((x - case.target) ** 2).sum()
-    return torch.autograd.grad(loss, theta)[0]
+    return torch.autograd.grad(case.loss(x).sum(), theta)[0]
 
 
 def compare(candidate: Tensor, reference: Tensor) -> dict[str, Tensor]:

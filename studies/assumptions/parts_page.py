@@ -195,6 +195,7 @@ def closing(numbers: dict[str, Any], stem: str, words: Wording, ckpt: str,
         "",
         *drift_table(numbers, stem, words),
         "",
+        *truncation_section(numbers, stem, words),
         "## Command",
         "",
         "```bash",
@@ -217,3 +218,40 @@ def convexity_claim(numbers: dict[str, Any]) -> str:
                 f"all {total} minima")
     return (f"**The local-convexity assumption failed at {bad} of {total} minima** (H not "
             "positive definite)")
+
+
+def truncation_section(numbers: dict[str, Any], stem: str, words: Wording) -> list[str]:
+    """Part 3's solves cut short (trained energy) and a blank line; nothing where not measured."""
+    trunc = numbers["trained"].get("truncation")
+    if trunc is None:
+        return []
+    lines = ["## Solves cut short", "",
+             "The recipe's own solver capped at a number of steps or loosened to a tolerance, "
+             "from its own start; the implicit rule (λ = 1e-2) applied at the point it stopped, "
+             "the unrolled rule through its iterations (training with `nonconverged=\"mask\"` "
+             "would drop the unconverged samples instead); median relative error against the "
+             f"reference gradient at the converged x*, trained energy (initial in `{stem}.json`):",
+             "", "| cut | unconverged | median ‖x − x*‖ | implicit | unrolled |",
+             "|---|---|---|---|---|"]
+    for kind, label in (("steps", "steps ≤ {:g}"), ("tol", "‖∇ₓE‖ ≤ {:g}")):
+        rows = trunc[kind]
+        for i, value in enumerate(rows["value"]):
+            lines.append(f"| {label.format(value)} | {rows['unconverged'][i]:.0%} | "
+                         f"{fmt(rows['x_error'][i])} | {fmt(rows['implicit_rel'][i])} | "
+                         f"{fmt(rows['unrolled_rel'][i])} |")
+    return [*lines, ""]
+
+
+def truncation_bullet(numbers: dict[str, Any], words: Wording) -> list[str]:
+    """The answer's sentence on solves cut short; nothing where they were not measured."""
+    trunc = numbers["trained"].get("truncation")
+    if trunc is None:
+        return []
+    steps = trunc["steps"]
+    return [
+        f"- **Solves cut short (trained).** Capped at {steps['value'][0]:g} step "
+        f"({steps['unconverged'][0]:.0%} of {words.samples} unconverged, median ‖x − x*‖ "
+        f"{fmt(steps['x_error'][0])}), the recipe's solver gave an implicit gradient "
+        f"{fmt(steps['implicit_rel'][0])} from the reference (unrolled: "
+        f"{fmt(steps['unrolled_rel'][0])}); at {steps['value'][-1]:g} steps "
+        f"{fmt(steps['implicit_rel'][-1])} and {fmt(steps['unrolled_rel'][-1])}."]

@@ -134,13 +134,23 @@ class Case:
         target: The true x (B, n); the loss of sample b is ½‖x*_b − target_b‖².
         x_star: The tightly converged minimiser at ``theta`` (B, n).
         tight: The re-solves' solver; default :func:`tight_newton`.
+        loss: The per-sample loss of x (B, n) → (B,) where it is not ½‖x − target‖² (a real
+            task's loss; ``target`` must then be x* − ∂L/∂x at x*, the same gradient there).
     """
 
     def __init__(self, energy: le.Energy, make_inputs: Any, theta: Tensor, target: Tensor,
-                 x_star: Tensor, tight: le.Solver | None = None) -> None:
+                 x_star: Tensor, tight: le.Solver | None = None, loss: Any = None) -> None:
         self.energy, self.make_inputs, self.theta = energy, make_inputs, theta
         self.target, self.x_star = target, x_star
         self.tight = tight or tight_newton()
+        self._loss = loss
+
+    def loss(self, x: Tensor) -> Tensor:
+        """Per-sample loss (B,) at any x of the solution's shape, differentiably."""
+        x = x.reshape(self.x_star.shape)
+        if self._loss is not None:
+            return self._loss(x)
+        return 0.5 * ((x - self.target) ** 2).sum(-1)
 
     def solve(self, theta: Tensor, solver: le.Solver | None = None,
               x0: Tensor | None = None) -> le.Solution:

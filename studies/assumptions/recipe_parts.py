@@ -27,7 +27,7 @@ from lightning_energy.callbacks.init_step import InitStep
 from lightning_energy.cli import run_cli
 from studies.assumptions import drift, fidelity, problems
 from studies.assumptions.run import adjoints, unit_rows
-from studies.assumptions.summary import drift_numbers, fidelity_numbers
+from studies.assumptions.summary import drift_numbers, fidelity_numbers, truncation_numbers
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,10 @@ class Parts:
 
     ``batch(data, num, seed)`` draws ``num`` held-out samples; ``case(task, batch)`` returns the
     study's case at the task's current parameters and whether the recipe's own solve converged
-    per sample (B,). ``page(numbers, out)`` writes the figure and the page.
+    per sample (B,). ``page(numbers, out)`` writes the figure and the page. With
+    ``truncated(kind, value)`` (the recipe's solver capped at ``budgets`` steps or loosened to
+    ``tols``), part 3 also compares the gradients of solves cut short with the reference; it
+    needs a case whose loss is the task's own (``Case(loss=...)``), since a truncated x is not x*.
     """
 
     name: str  # the driver's module, and the stem of its json, png and md
@@ -49,6 +52,9 @@ class Parts:
     batch: Callable[[Any, int, int], Any]
     case: Callable[[Any, Any], tuple[problems.Case, Tensor]]
     page: Callable[[dict[str, Any], Path], None]
+    truncated: Callable[[str, float], Any] | None = None  # the recipe's solver cut short
+    budgets: tuple[int, ...] = ()  # its step caps
+    tols: tuple[float, ...] = ()  # its loosened tolerances
 
 
 def load_task(parts: Parts, fold: str, ckpt: str | None) -> tuple[Any, Any]:
@@ -93,10 +99,14 @@ def run_seed(parts: Parts, task: Any, batch: Any) -> dict[str, Any]:
     direction = unit_rows(-fid["reference"])  # each sample's own descent
     # Whether a cold restart lands on another branch: the recipe's solver from its own start.
     cold = task.layer.solver
-    return {"fidelity": fid, "mu": problems.eigenvalues(case.energy, case.x_star,
-                                                        case.make_inputs(case.theta)),
-            "recipe_converged": recipe_converged,
-            "drift": drift.step_drift(case, direction, list(parts.sizes), adjoints(True), cold)}
+    out = {"fidelity": fid, "mu": problems.eigenvalues(case.energy, case.x_star,
+                                                       case.make_inputs(case.theta)),
+           "recipe_converged": recipe_converged,
+           "drift": drift.step_drift(case, direction, list(parts.sizes), adjoints(True), cold)}
+    if parts.truncated is not None:
+        out["truncation"] = drift.truncation(case, fid["reference"], list(parts.budgets),
+                                             list(parts.tols), make_solver=parts.truncated)
+    return out
 
 
 def summarise(seeds: list[dict[str, Any]]) -> dict[str, Any]:
@@ -110,8 +120,11 @@ def summarise(seeds: list[dict[str, Any]]) -> dict[str, Any]:
                           for s in seeds])
     fid["sanity"] = {"count": int(undamped.numel()),
                      "max_rel_error": float(undamped.max()) if undamped.numel() else None}
-    return {"convexity": convexity_numbers(mu, converged), "fidelity": fid,
-            "drift": drift_numbers(seeds), "mu_min": mu[:, 0].tolist()}
+    out = {"convexity": convexity_numbers(mu, converged), "fidelity": fid,
+           "drift": drift_numbers(seeds), "mu_min": mu[:, 0].tolist()}
+    if "truncation" in seeds[0]:
+        out["truncation"] = truncation_numbers(seeds)
+    return out
 
 
 def main(parts: Parts, description: str, argv: list[str] | None = None) -> dict[str, Any]:

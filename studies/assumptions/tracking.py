@@ -12,8 +12,8 @@ window: the per-sample form of the base log-weights b_k as the energy sees them 
 network reads b_k too), and the quantity the network's per-frame log-weights add to. x* is the
 recipe's banded IRLS solution refined by Newton to ‖∇ₓE‖ ≤ 1e-10 in float64 on the flattened
 window (n = 4T = 128); the loss is each window's mean 1 − GIoU against the ground truth, given
-to the toys' functions as the target x* − ∂L/∂x (the same gradient at x*; the truncated-solve
-part is not run, since there the two losses differ).
+to the toys' functions as the target x* − ∂L/∂x (the same gradient at x*) and, for the
+truncated solves of part 3, as itself.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from lightning_energy.datamodules.tracking import collate_tracking
 from lightning_energy.datasets.tracking_batch import TrackingBatch
 from lightning_energy.datasets.tracking_windows import TrackingWindows
 from lightning_energy.energies.tracking import TrackFusionInputs
+from lightning_energy.solvers import BandedIRLS
 from lightning_energy.tasks.tracking import batch_frame, giou_loss
 from studies.assumptions import problems, recipe_parts
 
@@ -52,18 +53,32 @@ def test_windows(data: Any, num: int, seed: int) -> TrackingBatch:
     return next(iter(DataLoader(subset, batch_size=num, collate_fn=collate_tracking)))
 
 
-def window_loss_gradient(x: Tensor, batch: TrackingBatch) -> Tensor:
-    """∂/∂x of each window's mean 1 − GIoU of the fused boxes, (B, n) for flat x (B, n)."""
+def window_losses(x: Tensor, batch: TrackingBatch) -> Tensor:
+    """Each window's mean 1 − GIoU of the fused boxes (B,), for flat states x (B, n)."""
     frame = batch_frame(batch)
     mask = batch.target_valid & batch.frame_valid
     target = batch.target.to(x.dtype)
+    boxes = frame.to_boxes(x.reshape(x.shape[0], -1, 4))
+    return torch.stack([giou_loss(boxes[i:i + 1], target[i:i + 1], mask[i:i + 1])
+                        for i in range(x.shape[0])])
+
+
+def window_loss_gradient(x: Tensor, batch: TrackingBatch) -> Tensor:
+    """∂/∂x of :func:`window_losses`, (B, n)."""
     with torch.enable_grad():
         z = x.detach().requires_grad_(True)
-        boxes = frame.to_boxes(z.reshape(x.shape[0], -1, 4))
-        loss = sum(giou_loss(boxes[i:i + 1], target[i:i + 1], mask[i:i + 1])
-                   for i in range(x.shape[0]))
-        (grad,) = torch.autograd.grad(loss, z)
+        (grad,) = torch.autograd.grad(window_losses(z, batch).sum(), z)
     return grad.detach()
+
+
+def truncated_solver(kind: str, value: float) -> le.Solver:
+    """The recipe's banded IRLS cut short.
+
+    Capped at ``value`` steps (tol 1e-5, the recipe's), or 300 steps to tolerance ``value``.
+    """
+    if kind == "steps":
+        return BandedIRLS(max_steps=int(value), tol=1e-5, dtype="float64")
+    return BandedIRLS(max_steps=300, tol=value, dtype="float64")
 
 
 def tracking_case(task: Any, batch: TrackingBatch) -> tuple[problems.Case, Tensor]:
@@ -90,7 +105,9 @@ def tracking_case(task: Any, batch: TrackingBatch) -> tuple[problems.Case, Tenso
         x_star = le.argmin(energy, make_inputs(theta), solver=tight,
                            x0=solution.x.double().reshape(b, -1), nonconverged="mask").x
     target = x_star - window_loss_gradient(x_star, batch)
-    return problems.Case(energy, make_inputs, theta, target, x_star, tight), solution.converged
+    case = problems.Case(energy, make_inputs, theta, target, x_star, tight,
+                         loss=lambda x: window_losses(x, batch))
+    return case, solution.converged
 
 
 def page(numbers: dict[str, Any], out: Path) -> None:
@@ -103,7 +120,8 @@ def page(numbers: dict[str, Any], out: Path) -> None:
 PARTS = recipe_parts.Parts(
     name="tracking", recipe=RECIPE, fold_option="--data.init_args.fold", fold="0",
     ckpt="runs/cv/otb100/fold-0_seed-0/checkpoints/best.ckpt", samples=16, sizes=SIZES,
-    batch=test_windows, case=tracking_case, page=page)
+    batch=test_windows, case=tracking_case, page=page, truncated=truncated_solver,
+    budgets=(1, 2, 3, 5, 10, 20), tols=(1e-1, 1e-2, 1e-3, 1e-4, 1e-5))
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from studies.assumptions.parts_page import (
     figure,
     fmt,
     jump_column,
+    truncation_bullet,
 )
 
 WORDS = Wording(sample="window", samples="windows", theta="tracker log-weight offsets",
@@ -116,6 +117,7 @@ def write(numbers: dict[str, Any], path: Path) -> None:
         "## Answer",
         "",
         *answer(numbers, WORDS),
+        *truncation_bullet(numbers, WORDS),
         "",
         "What this means for tracker fusion:",
         "",

@@ -7,6 +7,7 @@ import torch
 
 import lightning_energy as le
 from studies.assumptions import (
+    drift,
     fidelity,
     parts_page,
     pose,
@@ -29,7 +30,8 @@ def _toy_parts(page) -> recipe_parts.Parts:
 
     return recipe_parts.Parts(name="toy", recipe=(), fold_option="", fold="", ckpt="",
                               samples=8, sizes=(1e-3, 1e-2, 0.1), batch=lambda d, n, s: s,
-                              case=case, page=page)
+                              case=case, page=page, truncated=drift.newton_budget,
+                              budgets=(1, 30), tols=(1e-1,))
 
 
 @pytest.mark.parametrize("page", [pose_page, tracking_page], ids=["pose", "tracking"])
@@ -54,6 +56,9 @@ def test_parts_pages_are_filled_from_the_numbers(tmp_path, page):
     assert parts_page.fmt(exact) in text
     assert "nan" not in text
     if page is tracking_page:
+        first = numbers["trained"]["truncation"]["steps"]["implicit_rel"][0]
+        assert "| steps ≤ 1 | " in text
+        assert f"gave an implicit gradient {parts_page.fmt(first)} from" in text
         pose_auto = numbers["trained"]["fidelity"]["exact/auto"]["median_rel_error"]
         assert f"it cost {parts_page.fmt(pose_auto)} ([pose page](pose.md))" in text
 
