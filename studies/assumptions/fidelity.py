@@ -67,7 +67,7 @@ def fidelity(case: Case, hessians: tuple[str, ...]) -> dict[str, object]:
     jac, ok = fd_jacobian(case)
     reference = loss_gradient(jac, case)
     mu = eigenvalues(case.energy, case.x_star, case.make_inputs(case.theta))
-    valid = ok & (mu[:, 0] > 0) & (reference.norm(dim=-1) > 0)
+    valid = ok & case.converged & (mu[:, 0] > 0) & (reference.norm(dim=-1) > 0)
     out: dict[str, object] = {"mu_min": mu[:, 0], "mu_max": mu[:, -1], "valid": valid,
                               "reference": reference, "jacobian": jac}
     for hessian in hessians:

@@ -76,10 +76,13 @@ def pose_case(task: Any, batch: Any) -> tuple[problems.Case, Tensor]:
     theta = torch.ones(b, c * j, dtype=torch.float64)
     tight = le.Newton(max_steps=200, tol=TIGHT_TOL, dtype="float64")
     with torch.no_grad():
-        x_star = le.argmin(energy, make_inputs(theta), solver=tight, x0=picked.x.double(),
-                           nonconverged="mask").x
+        tight_solve = le.argmin(energy, make_inputs(theta), solver=tight, x0=picked.x.double(),
+                                nonconverged="mask")
+    x_star = tight_solve.x
     target = x_star - pose_loss_gradient(energy, x_star, base.component, batch.joints3d)
-    return problems.Case(energy, make_inputs, theta, target, x_star, tight), picked.converged
+    case = problems.Case(energy, make_inputs, theta, target, x_star, tight,
+                         converged=tight_solve.converged)
+    return case, picked.converged
 
 
 def pose_loss_gradient(energy: Any, x: Tensor, component: Tensor, truth_mm: Tensor) -> Tensor:

@@ -136,12 +136,17 @@ class Case:
         tight: The re-solves' solver; default :func:`tight_newton`.
         loss: The per-sample loss of x (B, n) → (B,) where it is not ½‖x − target‖² (a real
             task's loss; ``target`` must then be x* − ∂L/∂x at x*, the same gradient there).
+        converged: Whether the tight solve that gave x* converged (B,); the comparisons leave
+            the others out. Default: all.
     """
 
     def __init__(self, energy: le.Energy, make_inputs: Any, theta: Tensor, target: Tensor,
-                 x_star: Tensor, tight: le.Solver | None = None, loss: Any = None) -> None:
+                 x_star: Tensor, tight: le.Solver | None = None, loss: Any = None,
+                 converged: Tensor | None = None) -> None:
         self.energy, self.make_inputs, self.theta = energy, make_inputs, theta
         self.target, self.x_star = target, x_star
+        self.converged = (torch.ones(x_star.shape[0], dtype=torch.bool) if converged is None
+                          else converged)
         self.tight = tight or tight_newton()
         self._loss = loss
 
@@ -167,9 +172,9 @@ def regression_case(energy: RobustRegression, data: dict[str, Tensor],
     inputs = regression_inputs(data, theta)
     with torch.no_grad():
         rough = le.argmin(energy, inputs, solver=solver, nonconverged="mask").x
-        x_star = le.argmin(energy, inputs, solver=tight_newton(), x0=rough,
-                           nonconverged="mask").x
-    return Case(energy, lambda t: regression_inputs(data, t), theta, data["x_true"], x_star)
+        tight = le.argmin(energy, inputs, solver=tight_newton(), x0=rough, nonconverged="mask")
+    return Case(energy, lambda t: regression_inputs(data, t), theta, data["x_true"], tight.x,
+                converged=tight.converged)
 
 
 def kde_case(energy: le.KernelDensityEnergy, data: dict[str, Tensor]) -> Case:
@@ -178,6 +183,7 @@ def kde_case(energy: le.KernelDensityEnergy, data: dict[str, Tensor]) -> Case:
     theta = torch.ones_like(points)
     with torch.no_grad():
         rough = le.argmin(energy, (points, theta), solver=kde_solver(), nonconverged="mask").x
-        x_star = le.argmin(energy, (points, theta), solver=tight_newton(), x0=rough,
-                           nonconverged="mask").x
-    return Case(energy, lambda t: (points, t), theta, data["location"][:, None], x_star)
+        tight = le.argmin(energy, (points, theta), solver=tight_newton(), x0=rough,
+                          nonconverged="mask")
+    return Case(energy, lambda t: (points, t), theta, data["location"][:, None], tight.x,
+                converged=tight.converged)

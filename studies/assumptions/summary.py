@@ -81,7 +81,7 @@ def drift_numbers(seeds: list[dict[str, Any]]) -> dict[str, Any]:
               for name in names}
     jumps = [max(s["drift"]["jump_share"][i] for s in seeds) for i in range(len(sizes))]
     out = {"sizes": sizes, "median_rel_error": errors, "max_jump_share": jumps}
-    if "jump_unconverged_share" in seeds[0]["drift"]:  # the real tasks' runs: pooled shares
+    if "jump_unconverged_share" in seeds[0]["drift"]:  # runs that record it: pooled shares too
         for key, name in (("jump_share", "jump_share"),
                           ("jump_unconverged_share", "jump_unconverged_share")):
             out[name] = [statistics.fmean(s["drift"][key][i] for s in seeds)

@@ -102,11 +102,12 @@ def tracking_case(task: Any, batch: TrackingBatch) -> tuple[problems.Case, Tenso
     theta = torch.zeros(b, energy.num_trackers, dtype=torch.float64)
     tight = le.Newton(max_steps=200, tol=TIGHT_TOL, dtype="float64")
     with torch.no_grad():
-        x_star = le.argmin(energy, make_inputs(theta), solver=tight,
-                           x0=solution.x.double().reshape(b, -1), nonconverged="mask").x
+        tight_solve = le.argmin(energy, make_inputs(theta), solver=tight,
+                                x0=solution.x.double().reshape(b, -1), nonconverged="mask")
+    x_star = tight_solve.x
     target = x_star - window_loss_gradient(x_star, batch)
     case = problems.Case(energy, make_inputs, theta, target, x_star, tight,
-                         loss=lambda x: window_losses(x, batch))
+                         loss=lambda x: window_losses(x, batch), converged=tight_solve.converged)
     return case, solution.converged
 
 

@@ -78,3 +78,17 @@ def test_grid_search_keeps_the_best_training_point():
             losses.append(cost._loss(energy, train))
     assert rows[0]["points"] == 9
     assert rows[0]["train_loss"] == min(losses)
+
+
+def test_samples_whose_tight_solve_failed_leave_the_comparison():
+    """Faulty variant: a reference gradient taken at an x* the tight solve never reached."""
+    case = _case()
+    assert bool(case.converged.all())
+    case.converged = case.converged.clone()
+    case.converged[0] = False
+    out = fidelity.fidelity(case, ("exact",))
+    assert not bool(out["valid"][0])
+    capped = problems.regression_case(problems.RobustRegression(3),
+                                      problems.regression_data(8, 3, 10, seed=5),
+                                      le.Newton(max_steps=1, tol=1e-12, dtype="float64"))
+    assert bool(capped.converged.all())  # the tight refinement itself is what counts
