@@ -16,6 +16,7 @@ from lightning_energy.adjoints.implicit import ImplicitAdjoint
 from lightning_energy.energies.base import Energy, LeastSquaresEnergy
 from lightning_energy.errors import IncompatibleSolverError, ShapeError, SolverError, describe
 from lightning_energy.solvers.base import Solver
+from lightning_energy.solvers.precision import full_precision, no_autocast
 from lightning_energy.solvers.solution import Solution
 
 _POLICIES = ("mask", "warn", "raise")
@@ -180,7 +181,9 @@ class EnergyLayer(nn.Module):
 
         Returns:
             A :class:`Solution`; ``x`` (B, *shape) is differentiable w.r.t. the energy
-            parameters and every floating input tensor that requires grad.
+            parameters and every floating input tensor that requires grad, in the dtype of
+            ``x0`` (float32 for a half-precision ``x0``). The solve and its backward pass run
+            with autocast off (:mod:`lightning_energy.solvers.precision`).
         """
         if torch.is_inference_mode_enabled():
             # The inner solve needs autograd for gradients and Hessians, which inference mode
@@ -194,15 +197,16 @@ class EnergyLayer(nn.Module):
             self._check_x0(x0, batch, inputs)
         else:
             self._check_x0(x0, batch)
-        out_dtype = x0.dtype
+        out_dtype = full_precision(x0.dtype)
         dtype = self.solver.dtype or out_dtype
         flat = x0.detach().reshape(batch, -1).to(dtype)
         shape = tuple(x0.shape[1:])
-        chunks = [
-            self.adjoint.solve(self.energy, self.solver, _slice(inputs, start, stop, batch),
-                               flat[start:stop], shape, self.nonconverged == "mask")
-            for start, stop in _chunks(batch, self.chunk_size)
-        ]
+        with no_autocast(flat.device):
+            chunks = [
+                self.adjoint.solve(self.energy, self.solver, _slice(inputs, start, stop, batch),
+                                   flat[start:stop], shape, self.nonconverged == "mask")
+                for start, stop in _chunks(batch, self.chunk_size)
+            ]
         solution = chunks[0] if len(chunks) == 1 else _concatenate(chunks)
         solution.x = solution.x.to(out_dtype)
         self._apply_policy(solution)

@@ -21,10 +21,11 @@ run bench_adjoints python -m lightning_energy bench adjoints --device cuda --for
 run bench_pose python -m lightning_energy bench pose --device cuda \
     --batch-sizes 1 1024 16384 65536 --compare theseus --theseus-max-batch 1024 --format json
 # The GPU throughput targets: pose-shaped problems (n = 30, m = 161), 10 LM steps, float32.
+# --profile: kernels, launches and host syncs of one step per row, for where a target is missed.
 run bench_adjoints_16k python -m lightning_energy bench adjoints --device cuda --dtype float32 \
-    --batch-size 16384 --reference-batch 0 --format json
+    --batch-size 16384 --reference-batch 0 --profile --format json
 run bench_adjoints_64k python -m lightning_energy bench adjoints --device cuda --dtype float32 \
-    --batch-size 65536 --reference-batch 0 --format json
+    --batch-size 65536 --reference-batch 0 --profile --format json
 run bench_tracking python -m lightning_energy bench tracking --device cuda --format json
 run bench_scaling python -m lightning_energy bench scaling --device cuda --format json
 run bench_sequence python -m lightning_energy bench sequence --device cuda \

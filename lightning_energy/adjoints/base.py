@@ -34,7 +34,7 @@ class Adjoint(ABC):
         >>> from lightning_energy.solvers import Problem
         >>> class Detached(le.Adjoint):
         ...     def solve(self, energy, solver, inputs, x0, shape, mask_nonconverged):
-        ...         problem = Problem(energy, inputs, shape, solver.dtype, detach=True)
+        ...         problem = Problem(energy, inputs, shape, x0.dtype, detach=True)
         ...         return solver.solve(problem, x0)
         >>> layer = le.EnergyLayer(le.QuadraticEnergy(2), le.Newton(), Detached())
         >>> layer(torch.randn(4, 2, requires_grad=True)).x.requires_grad
@@ -60,7 +60,8 @@ class Adjoint(ABC):
             energy: The energy.
             solver: The inner solver.
             inputs: Per-sample inputs (tensors with leading dimension B).
-            x0: Flat starting points (B, n), already in the solve dtype.
+            x0: Flat starting points (B, n), already in the solve dtype: the dtype a
+                :class:`~lightning_energy.solvers.Problem` computes in (never half precision).
             shape: Per-sample solution shape.
             mask_nonconverged: Give non-converged samples zero gradient.
 

@@ -33,6 +33,7 @@ from lightning_energy.linalg.solvers import (
     LinearSolver,
 )
 from lightning_energy.solvers.base import Solver
+from lightning_energy.solvers.precision import no_autocast
 from lightning_energy.solvers.problem import Problem
 from lightning_energy.solvers.solution import Solution
 
@@ -113,7 +114,7 @@ class ImplicitAdjoint(Adjoint):
         self, energy: Energy, solver: Solver, inputs: Any, x0: Tensor,
         shape: tuple[int, ...], mask_nonconverged: bool,
     ) -> Solution:
-        frozen = Problem(energy, inputs, shape, solver.dtype, detach=True)
+        frozen = Problem(energy, inputs, shape, x0.dtype, detach=True)
         solution = solver.solve(frozen, x0)
         flat = solution.x.reshape(x0.shape[0], -1)
         if not self._reuses(solution.curvature_kind):
@@ -127,7 +128,7 @@ class ImplicitAdjoint(Adjoint):
         live = differentiable_leaves(energy, inputs)
         if torch.is_grad_enabled() and live:
             keep = solution.converged if mask_nonconverged else torch.ones_like(solution.converged)
-            context = _Context(self, energy, inputs, shape, solver.dtype, keep, solution)
+            context = _Context(self, energy, inputs, shape, x0.dtype, keep, solution)
             flat = _ImplicitArgmin.apply(context, flat, *live)
         solution.curvature = None  # autograd holds it when a backward pass will need it
         solution.x = flat.reshape(solution.x.shape)
@@ -218,9 +219,9 @@ class _ImplicitArgmin(torch.autograd.Function):
         x = x.detach()  # re-entering autograd through the saved output would recurse
         rhs = torch.where(c.keep[:, None], grad_x.to(x.dtype), 0)
         frozen = Problem(c.energy, c.inputs, c.shape, c.dtype, detach=True)
-        with torch.no_grad():
+        with torch.no_grad(), no_autocast(x.device):  # a backward inside autocast: same policy
             v, stats = c.adjoint.damped_solve(frozen, x, rhs, curvature[0] if curvature else None)
-        with torch.enable_grad():
+        with torch.enable_grad(), no_autocast(x.device):
             live_problem = Problem(c.energy, c.inputs, c.shape, c.dtype, detach=False)
             directional = jvp(lambda z: live_problem.value(z).sum(), (x,), (-v,))[1]
             leaves = differentiable_leaves(c.energy, c.inputs)

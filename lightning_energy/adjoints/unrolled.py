@@ -34,7 +34,7 @@ class UnrolledAdjoint(Adjoint):
         self, energy: Energy, solver: Solver, inputs: Any, x0: Tensor,
         shape: tuple[int, ...], mask_nonconverged: bool,
     ) -> Solution:
-        problem = Problem(energy, inputs, shape, solver.dtype, detach=False)
+        problem = Problem(energy, inputs, shape, x0.dtype, detach=False)
         with torch.enable_grad() if torch.is_grad_enabled() else torch.no_grad():
             state = solver.run(problem, x0)
         solution = solver.to_solution(problem, state)
@@ -74,11 +74,11 @@ class TruncatedAdjoint(Adjoint):
         self, energy: Energy, solver: Solver, inputs: Any, x0: Tensor,
         shape: tuple[int, ...], mask_nonconverged: bool,
     ) -> Solution:
-        frozen = Problem(energy, inputs, shape, solver.dtype, detach=True)
+        frozen = Problem(energy, inputs, shape, x0.dtype, detach=True)
         solution = solver.solve(frozen, x0)
         if not torch.is_grad_enabled():
             return solution
-        live = Problem(energy, inputs, shape, solver.dtype, detach=False)
+        live = Problem(energy, inputs, shape, x0.dtype, detach=False)
         x = solution.x.reshape(x0.shape[0], -1).detach()
         for _ in range(self.steps):
             x = solver.update(live, x, solution.damping)

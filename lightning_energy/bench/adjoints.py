@@ -11,6 +11,9 @@ Hessian row by row with autograd (how the method was first implemented), on a sl
 what was allocated before; on CPU (no allocator statistics), the distinct storage bytes that the
 autograd graph holds for the backward pass after the forward — the part that depends on the
 adjoint (inputs and parameters excluded).
+
+``--profile`` adds each row's operator, kernel and host-synchronisation counts of one step
+(:mod:`~lightning_energy.bench.profile`).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import warnings
+from functools import partial
 from typing import Any
 
 import torch
@@ -26,6 +30,7 @@ from lightning_energy.adjoints.base import Adjoint
 from lightning_energy.adjoints.implicit import ImplicitAdjoint
 from lightning_energy.adjoints.unrolled import UnrolledAdjoint
 from lightning_energy.bench.problems import PoseLikeEnergy
+from lightning_energy.bench.profile import format_profile, profile_step
 from lightning_energy.bench.reference import per_sample_reference
 from lightning_energy.bench.timing import time_layer
 from lightning_energy.layer import EnergyLayer
@@ -49,6 +54,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
                         help="samples the per-sample reference runs on (0 skips it)")
     parser.add_argument("--chunk-size", type=int, default=None,
                         help="solve the batch in chunks of this many samples")
+    parser.add_argument("--profile", action="store_true",
+                        help="also profile one step per row: operator, kernel and sync counts")
     parser.add_argument("--format", choices=["table", "json"], default="table")
     return parser
 
@@ -86,6 +93,8 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             records.append({"adjoint": name, "hessian": hessian, "solver": type(solver).__name__,
                             "batch_size": args.batch_size, **common, "forward_ms": fwd,
                             "backward_ms": bwd, "peak_memory_mb": mem})
+            if args.profile:
+                records[-1]["profile"] = profile_step(partial(_loss, layer, inputs), device)
     if args.reference_batch > 0:
         ref = per_sample_reference(energy, inputs[: args.reference_batch], args.steps,
                                    damping=1e-2, repeats=max(1, min(args.repeats, 3)))
@@ -93,6 +102,10 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                         "solver": "damped Newton", "batch_size": args.reference_batch,
                         **common, **ref})
     return records
+
+
+def _loss(layer: EnergyLayer, inputs: torch.Tensor) -> torch.Tensor:
+    return layer(inputs).x.pow(2).sum()
 
 
 def format_table(records: list[dict[str, Any]]) -> str:
@@ -109,6 +122,8 @@ def format_table(records: list[dict[str, Any]]) -> str:
             f"{r['backward_ms'] / r['forward_ms']:>9.3f}{per_sample:>19.3f}"
             f"{r['peak_memory_mb']:>11.2f}"
         )
+    lines += [format_profile(f"{r['adjoint']}, {r['hessian']}, {r['solver']}", r["profile"])
+              for r in records if "profile" in r]
     return "\n".join(lines)
 
 

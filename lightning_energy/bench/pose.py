@@ -6,7 +6,8 @@ step on the energy parameters), in milliseconds (median of ``--repeats`` after a
 memory (:mod:`~lightning_energy.bench.timing` conventions: CUDA peak, or on CPU the bytes the
 autograd graph saves for backward). Rows: this library with its implicit adjoint (Gauss–Newton
 Hessian, ``--damping``) and unrolled; with ``--compare theseus`` the same problem in Theseus
-(:mod:`~lightning_energy.bench.theseus_pose`) with its implicit and unrolled backward.
+(:mod:`~lightning_energy.bench.theseus_pose`) with its implicit and unrolled backward;
+``--backwards`` keeps one of the two kinds.
 
 The ``agreement`` record compares the two libraries' gradients on the folded least-squares form
 of the problem (float64, Gauss–Newton Hessian, damping 0 on both sides, ``--agreement-steps``
@@ -40,6 +41,7 @@ from lightning_energy.bench.timing import graph_saved_bytes, synchronize
 from lightning_energy.layer import EnergyLayer
 from lightning_energy.solvers import LevenbergMarquardt
 
+BACKWARDS = ("implicit", "unrolled")
 #: Problems per solve chunk on a CPU (cache-sized; a GPU solves the batch at once).
 CPU_CHUNK = 384
 
@@ -53,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats (median)")
     parser.add_argument("--compare", choices=["none", "theseus"], default="none")
+    parser.add_argument("--backwards", nargs="+", choices=BACKWARDS, default=list(BACKWARDS),
+                        help="backward rules to time (Theseus's unrolled graph outgrows a "
+                             "24 GB machine at B = 1,024)")
     parser.add_argument("--theseus-max-batch", type=int, default=1024,
                         help="largest batch Theseus is timed on (it is slow)")
     parser.add_argument("--agreement-batch", type=int, default=8)
@@ -118,7 +123,7 @@ def rows_for(batch: int, args: argparse.Namespace, theseus: bool) -> list[dict[s
               "device": str(device), "data": problem.source}
     params = [p for p in problem.energy.parameters() if p.requires_grad]
     rows = []
-    for backward in ("implicit", "unrolled"):
+    for backward in args.backwards:
         layer = our_layer(problem, args.steps, backward, args.damping, device)
 
         def ours(layer: EnergyLayer = layer) -> Tensor:

@@ -113,7 +113,8 @@ class Solver(ABC):
         max_steps: Step budget per sample.
         tol: A sample has converged when ‖∇ₓE‖₂ ≤ ``tol``.
         dtype: Solve in this dtype (e.g. ``"float64"``) whatever the caller's precision;
-            ``None`` keeps the dtype of ``x0``.
+            ``None`` keeps the dtype of ``x0`` (float32 for a half-precision ``x0``: a solve
+            never runs in half precision, see :mod:`lightning_energy.solvers.precision`).
         max_damping: A sample whose damping exceeds this could not make progress: ``STALLED``.
 
     Example:

@@ -39,6 +39,17 @@ def energy_state(energy: Energy, dtype: torch.dtype | None, detach: bool) -> dic
     return out
 
 
+CPU_FORWARD_MODE_MIN_N = 15
+CPU_FORWARD_MODE_MAX_BN = 1024
+"""On a CPU, dense derivatives take the vectorised forward-mode pass when n ≥
+``CPU_FORWARD_MODE_MIN_N`` and B·n ≤ ``CPU_FORWARD_MODE_MAX_BN``, else the loop of n reverse
+passes. The loop pays n passes' dispatch, which a large batch's arithmetic hides; forward mode
+pays a fixed set-up per call, which a few variables do not repay. Measured on the implicit
+adjoint's solves (docs/benchmarks.md, "How the batch Hessian is built"): at n = 15–65 and
+B·n ≈ 1,000 forward mode was 1.2–4× faster for the Jacobian and the exact Hessian; at n ≤ 8 it was
+up to 3× slower; at B·n ≈ 4,000–30,000 the exact Hessian's loop was faster for n ≤ 30."""
+
+
 class Problem:
     """Batched functional view of ``energy(x, inputs)`` with ``x`` flattened to (B, n).
 
@@ -78,13 +89,17 @@ class Problem:
     def _vectorised(self, x: Tensor) -> bool:
         """Whether dense derivatives at ``x`` take one forward-mode pass (:func:`_forward_columns`).
 
-        Always when autograd records. Otherwise on CPU the loop of n reverse passes is faster
-        (docs/benchmarks.md), while on a GPU that loop is n rounds of small kernel launches: on an
-        H200, one vectorised pass made the implicit adjoint's solves 4–7× faster, at 1.6–8× the
-        memory (B = 1024, n = 30, float64). That pass holds the intermediates of all n tangents at
-        once; there is no fallback to the loop for large n.
+        Always when autograd records, and on a GPU, where the loop of n reverse passes is n
+        rounds of small kernel launches: on an H200, one vectorised pass made the implicit
+        adjoint's solves 4–7× faster, at 1.6–8× the memory (B = 1024, n = 30, float64). That pass
+        holds the intermediates of all n tangents at once; there is no fallback to the loop for
+        large n. On a CPU by size (:data:`CPU_FORWARD_MODE_MIN_N`): forward mode for small
+        batches of problems with many variables, the loop otherwise.
         """
-        return self._records(x) or x.device.type != "cpu"
+        if self._records(x) or x.device.type != "cpu":
+            return True
+        n = x.shape[1]
+        return n >= CPU_FORWARD_MODE_MIN_N and x.shape[0] * n <= CPU_FORWARD_MODE_MAX_BN
 
     def _unflatten(self, x: Tensor) -> Tensor:
         return x.reshape(x.shape[0], *self.shape)
@@ -267,9 +282,10 @@ def _forward_columns(fn: Callable[[Tensor], Tensor], x: Tensor) -> tuple[Tensor,
     ``jvp``. This is the path for recorded solver steps (unrolled or truncated
     differentiation): recording the reverse-over-reverse loop instead builds n double-backward
     graphs per step, which made the unrolled pose solve 80× slower (4 frames, 30 LM steps:
-    43.7 s against 0.55 s forward, identical gradients); when nothing is recorded that loop is
-    the faster one on CPU, this one on a GPU (docs/benchmarks.md). ``fn`` must support
-    forward-mode AD and ``vmap``, as every energy must for the implicit adjoint.
+    43.7 s against 0.55 s forward, identical gradients). When nothing is recorded it is taken
+    on a GPU, and on a CPU for small batches of many variables (:meth:`Problem._vectorised`).
+    ``fn`` must support forward-mode AD and ``vmap``, as every energy must for the implicit
+    adjoint.
     """
     eye = torch.eye(x.shape[1], dtype=x.dtype, device=x.device)
 

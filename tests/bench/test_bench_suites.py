@@ -10,9 +10,10 @@ import pytest
 from lightning_energy.cli import BENCHMARKS, main
 
 TINY = {
-    "adjoints": ["--batch-size", "4", "--steps", "2", "--repeats", "1", "--reference-batch", "2"],
+    "adjoints": ["--batch-size", "4", "--steps", "2", "--repeats", "1", "--reference-batch", "2",
+                 "--profile"],
     "pose": ["--batch-sizes", "2", "--steps", "2", "--repeats", "1", "--compare", "theseus",
-             "--agreement-batch", "2", "--agreement-steps", "3"],
+             "--agreement-batch", "2", "--agreement-steps", "3", "--backwards", "implicit"],
     "tracking": ["--frames", "24", "--trackers", "3", "--dense-max", "24"],
     "scaling": ["--variables", "6", "8", "--hidden", "1", "3", "--batch-size", "2", "--steps",
                 "2", "--repeats", "1"],
@@ -49,12 +50,17 @@ def test_suite_writes_records(suite, capsys):
         assert FIELDS[suite] <= set(record), record
         assert record["forward_ms"] > 0
         assert record["backward_ms"] >= 0
+    if suite == "adjoints":  # --profile: every layer row counted its operators
+        profiled = [r["profile"] for r in timed if r["adjoint"] != "per-sample reference"]
+        assert len(profiled) == len(timed) - 1
+        assert all(p["ops"] > 0 and p["top"] and p["top"][0]["calls"] > 0 for p in profiled)
     if suite == "scaling":  # the parameter sweep: same n, more energy parameters
         sweep = [r for r in records if "hidden" in r]
         assert [(r["hidden"], r["variables"]) for r in sweep] == [(1, 30), (3, 30)]
         assert sweep[1]["parameters"] - sweep[0]["parameters"] == 2 * 18
     if suite == "pose":
         libraries = {r["library"] for r in records}
+        assert {r["backward"] for r in timed} == {"implicit"}  # as --backwards asked
         # Theseus is optional: either compared (with the gradient agreement) or said why not.
         assert libraries == {"lightning_energy", "theseus", "agreement"} or any(
             "skipped" in r and "theseus" in r["skipped"] for r in records)
