@@ -2,7 +2,8 @@
 # The GPU checks in one run, for whenever a GPU is lent (CI has none): the card, the GPU tests and
 # every benchmark suite on CUDA, each into $OUT (default gpu_out/) as text and JSON.
 #   OUT=/path/to/results scripts/gpu_checks.sh          # from the repository root
-# Budget: about 10 minutes on an H100/H200 (Theseus, if installed, is compared at B <= 1024 only).
+# Budget: about 10 minutes on an H100/H200 before the end-to-end stages (Theseus, if installed, is
+# compared at B <= 1024 only); give the end-to-end stages their own call if time is short.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-gpu_out}
@@ -30,4 +31,6 @@ run bench_tracking python -m lightning_energy bench tracking --device cuda --for
 run bench_scaling python -m lightning_energy bench scaling --device cuda --format json
 run bench_sequence python -m lightning_energy bench sequence --device cuda \
     --frames 8 16 32 64 128 256 --dense-max 64 --format json
+# Last, as the longest: the three end-to-end pose stages at GPU size, a few steps each.
+run end_to_end env OUT="$OUT" scripts/gpu_end_to_end.sh
 echo "results in $OUT/"

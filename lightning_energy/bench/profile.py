@@ -3,8 +3,9 @@
 ``--profile`` (``bench adjoints``) runs one forward + backward of each row under
 :mod:`torch.profiler` after the timed runs and records:
 
-- ``ops``: top-level ATen operator calls. Each costs Python and dispatcher time on any device and
-  at least one kernel launch on a GPU, so for small problems it bounds the step from below;
+- ``ops``: top-level ATen operator calls. Each costs Python and dispatcher time on any device, so
+  for small problems they bound the step from below; on a GPU most also launch a kernel (views and
+  other metadata operators launch none);
 - ``kernels``: kernels the GPU ran (CUDA only; memory copies and fills excluded);
 - ``syncs``: host synchronisations (``cudaStreamSynchronize``, ``cudaDeviceSynchronize``,
   ``cudaEventSynchronize``; CUDA only), e.g. the solver loop's once-per-step convergence check;
@@ -44,11 +45,18 @@ def profile_step(loss_fn: Callable[[], Tensor], device: torch.device, top: int =
         on_device = [e for e in events if e.device_type == torch.autograd.DeviceType.CUDA]
         record["kernels"] = sum(1 for e in on_device if not e.name.startswith(_NOT_KERNELS))
         record["syncs"] = sum(1 for e in events if e.name in SYNC_CALLS)
-    key = "self_device_time_total" if cuda else "self_cpu_time_total"
-    averages = sorted(prof.key_averages(), key=lambda e: getattr(e, key), reverse=True)
-    record["top"] = [{"name": e.key[:80], "calls": e.count, "ms": getattr(e, key) / 1e3}
-                     for e in averages[:top] if getattr(e, key) > 0]
+    averages = sorted(prof.key_averages(), key=lambda e: _self_time(e, cuda), reverse=True)
+    record["top"] = [{"name": e.key[:80], "calls": e.count, "ms": _self_time(e, cuda) / 1e3}
+                     for e in averages[:top] if _self_time(e, cuda) > 0]
     return record
+
+
+def _self_time(event: Any, cuda: bool) -> float:
+    """Self time in µs: on the device (CUDA) or on the CPU."""
+    if not cuda:
+        return float(event.self_cpu_time_total)
+    device = getattr(event, "self_device_time_total", None)  # torch >= 2.4
+    return float(event.self_cuda_time_total if device is None else device)
 
 
 def _under_aten(event: Any) -> bool:

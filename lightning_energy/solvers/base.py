@@ -98,11 +98,15 @@ def _both_or_neither(name: str, mine: SolverState, theirs: SolverState) -> tuple
 
 
 def resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
-    """Accept ``torch.float64`` or ``"float64"`` (recipes spell dtypes as strings)."""
-    if dtype is None or isinstance(dtype, torch.dtype):
-        return dtype
+    """Accept ``torch.float64`` or ``"float64"`` (recipes spell dtypes as strings).
+
+    Half precision is refused: a solve never runs in it (:mod:`lightning_energy.solvers.precision`).
+    """
+    if dtype is None or dtype in _DTYPES.values():
+        return dtype  # type: ignore[return-value]
     if dtype not in _DTYPES:
-        raise ValueError(f"Expected `dtype` to be one of {sorted(_DTYPES)} or None, got {dtype!r}.")
+        raise ValueError(f"Expected `dtype` to be one of {sorted(_DTYPES)} or None, got {dtype!r}"
+                         " (a solve never runs in half precision).")
     return _DTYPES[dtype]
 
 

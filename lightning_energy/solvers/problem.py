@@ -40,14 +40,15 @@ def energy_state(energy: Energy, dtype: torch.dtype | None, detach: bool) -> dic
 
 
 CPU_FORWARD_MODE_MIN_N = 15
-CPU_FORWARD_MODE_MAX_BN = 1024
+CPU_FORWARD_MODE_MAX_BN = {"hessian": 1024, "jacobian": 16384}
 """On a CPU, dense derivatives take the vectorised forward-mode pass when n ≥
-``CPU_FORWARD_MODE_MIN_N`` and B·n ≤ ``CPU_FORWARD_MODE_MAX_BN``, else the loop of n reverse
-passes. The loop pays n passes' dispatch, which a large batch's arithmetic hides; forward mode
-pays a fixed set-up per call, which a few variables do not repay. Measured on the implicit
-adjoint's solves (docs/benchmarks.md, "How the batch Hessian is built"): at n = 15–65 and
-B·n ≈ 1,000 forward mode was 1.2–4× faster for the Jacobian and the exact Hessian; at n ≤ 8 it was
-up to 3× slower; at B·n ≈ 4,000–30,000 the exact Hessian's loop was faster for n ≤ 30."""
+``CPU_FORWARD_MODE_MIN_N`` and B·n is at most ``CPU_FORWARD_MODE_MAX_BN`` of their kind, else the
+loop of n reverse passes. The loop pays n passes' dispatch, which a large batch's arithmetic
+hides; forward mode pays a fixed set-up per call, which a few variables do not repay. Measured on
+the implicit adjoint's solves (docs/benchmarks.md, "How the batch Hessian is built"): at n ≤ 8
+forward mode was up to 3× slower; at n = 15–65 it was faster for the Jacobian up to
+B·n ≈ 16,000 (1.04–4×; at 30,000 the loop won) and for the exact Hessian up to B·n ≈ 1,000
+(1.2–4.3×; from 4,000 on the loop won for n ≤ 30)."""
 
 
 class Problem:
@@ -86,20 +87,21 @@ class Problem:
         """Whether derivatives at ``x`` must stay differentiable (autograd would record them)."""
         return torch.is_grad_enabled() and (x.requires_grad or not self.detached)
 
-    def _vectorised(self, x: Tensor) -> bool:
+    def _vectorised(self, x: Tensor, kind: str = "hessian") -> bool:
         """Whether dense derivatives at ``x`` take one forward-mode pass (:func:`_forward_columns`).
 
         Always when autograd records, and on a GPU, where the loop of n reverse passes is n
         rounds of small kernel launches: on an H200, one vectorised pass made the implicit
         adjoint's solves 4–7× faster, at 1.6–8× the memory (B = 1024, n = 30, float64). That pass
         holds the intermediates of all n tangents at once; there is no fallback to the loop for
-        large n. On a CPU by size (:data:`CPU_FORWARD_MODE_MIN_N`): forward mode for small
-        batches of problems with many variables, the loop otherwise.
+        large n. On a CPU by size (:data:`CPU_FORWARD_MODE_MIN_N`; ``kind`` is ``"hessian"`` or
+        ``"jacobian"``): forward mode for small batches of problems with many variables, the loop
+        otherwise.
         """
         if self._records(x) or x.device.type != "cpu":
             return True
         n = x.shape[1]
-        return n >= CPU_FORWARD_MODE_MIN_N and x.shape[0] * n <= CPU_FORWARD_MODE_MAX_BN
+        return n >= CPU_FORWARD_MODE_MIN_N and x.shape[0] * n <= CPU_FORWARD_MODE_MAX_BN[kind]
 
     def _unflatten(self, x: Tensor) -> Tensor:
         return x.reshape(x.shape[0], *self.shape)
@@ -215,7 +217,7 @@ class Problem:
         """
         if self.has_jacobian:
             return self._closed_form_jacobian(x)
-        if self._vectorised(x):
+        if self._vectorised(x, "jacobian"):
             return self._forward_jacobian(x)
         with torch.enable_grad():
             z = x.detach().requires_grad_(True)

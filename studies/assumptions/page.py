@@ -160,6 +160,25 @@ def _stability(stab: dict[str, Any], config: dict[str, Any]) -> dict[str, str]:
             "scaling_repeats": str(config["scaling_repeats"])}
 
 
+def _remeasured(again: dict[str, Any], by: dict[tuple[int, str], dict[str, Any]]) -> str:
+    """The note under a step-cost table measured again after the page's run."""
+    def total(r: dict[str, Any]) -> float:
+        return r["forward_ms"] + r["backward_ms"]
+
+    ratios = {(r["variables"], r["mode"]): total(r) / total(by[(r["variables"], r["mode"])])
+              for r in again["previous"]}
+    smallest = min(n for n, _ in ratios)
+    small = [v for (n, _), v in ratios.items() if n == smallest]
+    return (f"These rows were measured again on {again['date']} by "
+            "`lightning_energy.bench.scaling.measure` alone, on the otherwise idle VM, after dense "
+            "derivatives on a CPU came to be chosen by size ([benchmarks](../benchmarks.md#how-"
+            "the-batch-hessian-is-built)); the rest of the page comes from the run below. That "
+            f"run's steps took {min(ratios.values()):.1f}–{max(ratios.values()):.1f}× as long, "
+            f"{min(small):.1f}–{max(small):.1f}× at n = {smallest}, which the rule leaves on the "
+            "loop: part of the difference is not the rule (that run's machine load, other changes "
+            "since).")
+
+
 def _cost(cost: dict[str, Any]) -> dict[str, str]:
     grid = cost["grid"]
     seeds = len(grid["learned_eval_loss"])
@@ -187,6 +206,8 @@ def _cost(cost: dict[str, Any]) -> dict[str, str]:
     def ratio(mode: str) -> float:  # backward time against Gauss–Newton's at the largest n
         return by[(largest, mode)]["backward_ms"] / by[(largest, "gauss_newton")]["backward_ms"]
 
+    if "step_cost_remeasured" in cost:  # a later run of the step cost alone
+        steps.append("\n" + _remeasured(cost["step_cost_remeasured"], by))
     return {"grid_table": "\n".join(lines), "step_table": "\n".join(steps),
             "grid_first_match": first,
             "grid_match": (f"a {matched[0]['k']} × {matched[0]['k']} grid "

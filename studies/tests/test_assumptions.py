@@ -92,3 +92,17 @@ def test_samples_whose_tight_solve_failed_leave_the_comparison():
                                       problems.regression_data(8, 3, 10, seed=5),
                                       le.Newton(max_steps=1, tol=1e-12, dtype="float64"))
     assert bool(capped.converged.all())  # the tight refinement itself is what counts
+
+
+def test_a_step_cost_measured_again_says_so_with_the_ratios():
+    """Faulty variants caught: the note on the wrong run's rows, or ratios inverted."""
+    from studies.assumptions import page
+
+    def row(n: int, mode: str, ms: float) -> dict:
+        return {"variables": n, "mode": mode, "forward_ms": ms, "backward_ms": ms}
+
+    now = {(10, "exact"): row(10, "exact", 10.0), (30, "exact"): row(30, "exact", 20.0)}
+    note = page._remeasured({"date": "2026-01-02", "previous": [
+        row(10, "exact", 40.0), row(30, "exact", 200.0)]}, now)
+    assert note.startswith("These rows were measured again on 2026-01-02")
+    assert "took 4.0–10.0× as long, 4.0–4.0× at n = 10" in note

@@ -59,6 +59,8 @@ def test_bad_configuration_values():
         le.EnergyLayer(le.QuadraticEnergy(2), le.Newton(), nonconverged="ignore")
     with pytest.raises(ValueError, match="`dtype`"):
         le.Newton(dtype="float16")
+    with pytest.raises(ValueError, match="half precision"):
+        le.NewtonCG(dtype=torch.bfloat16)
 
 
 def nonconverged_layer(policy):

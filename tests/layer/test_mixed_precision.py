@@ -120,3 +120,28 @@ def test_an_unrolled_solve_under_autocast_records_float32_steps():
     torch.testing.assert_close(solution.x, plain.x)
     assert observations.grad is not None
     assert torch.isfinite(observations.grad).all()
+
+
+class _DotEnergy(le.Energy):
+    """E(x) = ½‖x‖² − Σ_i x_i c_i through a matrix product, which refuses mixed dtypes."""
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        return 0.5 * x.pow(2).sum(-1) - torch.einsum("bi,bi->b", x, c)
+
+    def initial_solution(self, c: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(c)
+
+
+@pytest.mark.parametrize("adjoint", [le.ImplicitAdjoint(0.0), le.UnrolledAdjoint(),
+                                     le.TruncatedAdjoint(1)], ids=lambda a: type(a).__name__)
+def test_every_adjoint_builds_its_problem_in_the_solve_dtype(adjoint):
+    """Faulty variant caught (measured): an adjoint building its Problem in the solver's dtype
+    (None here), which leaves the bfloat16 inputs uncast against the float32 iterate: the matrix
+    product raises "expected scalar type Float but found BFloat16"."""
+    c = torch.randn(4, 3).to(torch.bfloat16).requires_grad_()
+    layer = le.EnergyLayer(_DotEnergy(), le.Newton(tol=1e-6), adjoint)
+    solution = layer(c, torch.zeros(4, 3))
+    assert bool(solution.converged.all())
+    torch.testing.assert_close(solution.x, c.detach().float())  # x* = c
+    solution.x.sum().backward()
+    torch.testing.assert_close(c.grad.float(), torch.ones(4, 3))  # dx*/dc = I

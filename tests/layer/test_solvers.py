@@ -100,7 +100,7 @@ def test_problem_jacobian_and_hessian_match_autograd_functional(n, m, recorded, 
     # the forward-mode path runs unrecorded too ("forward-mode-unrecorded" forces it here).
     problem = Problem(energy, c, (n,), detach=not recorded)
     if vectorised and not recorded:
-        monkeypatch.setattr(Problem, "_vectorised", lambda self, x: True)
+        monkeypatch.setattr(Problem, "_vectorised", lambda self, x, kind="hessian": True)
     with torch.set_grad_enabled(recorded):
         _, jac = problem.jacobian(x)
         hess = problem.hessian(x)
@@ -131,30 +131,31 @@ def test_dense_derivatives_take_forward_mode_when_recording_or_off_the_cpu():
     assert live._vectorised(x) is True
 
 
-def test_on_cpu_small_batches_of_many_variables_take_forward_mode():
-    """The CPU size rule (solvers/problem.py): forward mode when n >= 15 and B*n <= 1024, and
-    both paths give the same derivatives on either side of the boundary. Faulty variants
+@pytest.mark.parametrize(("kind", "method"), [("hessian", "value_grad_hessian"),
+                                              ("jacobian", "jacobian")])
+def test_on_cpu_small_batches_of_many_variables_take_forward_mode(kind, method):
+    """The CPU size rule (solvers/problem.py): forward mode when n >= 15 and B*n is at most the
+    kind's bound, and both paths give the same derivatives on either side of it. Faulty variants
     caught: the rule inverted or ignoring n (the toy's n = 1 solves were 3x slower in forward
-    mode), or a path whose Hessian differs."""
+    mode), a bound of the other kind, or a path whose derivatives differ."""
     from lightning_energy.solvers.problem import CPU_FORWARD_MODE_MAX_BN, CPU_FORWARD_MODE_MIN_N
     from tests.helpers import LinearResiduals
 
     n, m = CPU_FORWARD_MODE_MIN_N, 20
-    most = CPU_FORWARD_MODE_MAX_BN // n
+    most = CPU_FORWARD_MODE_MAX_BN[kind] // n
     energy = LinearResiduals(n, m).double()
     energy.kernel = le.robust.Cauchy(0.7)
     c = torch.randn(most + 1, m, dtype=torch.float64)
     x = torch.randn(most + 1, n, dtype=torch.float64)
     small, large = Problem(energy, c[:most], (n,)), Problem(energy, c, (n,))
-    assert small._vectorised(x[:most]) is True
-    assert large._vectorised(x) is False
+    assert small._vectorised(x[:most], kind) is True
+    assert large._vectorised(x, kind) is False
     few = Problem(LinearResiduals(n - 1, m).double(), c[:2], (n - 1,))
-    assert few._vectorised(x[:2, : n - 1]) is False
-    for method in ("value_grad_hessian", "jacobian"):
-        below = getattr(small, method)(x[:most])
-        above = getattr(large, method)(x)
-        for a, b in zip(below, above, strict=True):
-            torch.testing.assert_close(a, b[:most], rtol=1e-12, atol=1e-12)
+    assert few._vectorised(x[:2, : n - 1], kind) is False
+    below = getattr(small, method)(x[:most])
+    above = getattr(large, method)(x)
+    for a, b in zip(below, above, strict=True):
+        torch.testing.assert_close(a, b[:most], rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("method", ["jacobian", "value_grad_hessian"])
