@@ -182,8 +182,8 @@ class EnergyLayer(nn.Module):
         Returns:
             A :class:`Solution`; ``x`` (B, *shape) is differentiable w.r.t. the energy
             parameters and every floating input tensor that requires grad, in the dtype of
-            ``x0`` (float32 for a half-precision ``x0``). The solve and its backward pass run
-            with autocast off (:mod:`lightning_energy.solvers.precision`).
+            ``x0`` (float32 for a half-precision ``x0``). The solve, and ``ImplicitAdjoint``'s
+            backward pass, run with autocast off (:mod:`lightning_energy.solvers.precision`).
         """
         if torch.is_inference_mode_enabled():
             # The inner solve needs autograd for gradients and Hessians, which inference mode
