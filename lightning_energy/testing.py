@@ -2,8 +2,9 @@
 
 :func:`check_energy` runs the checks every energy should pass before it is trained: output shape,
 finiteness, stationarity at the solver's solution, and the implicit adjoint against central finite
-differences of a tightly converged argmin, all in float64. :func:`check_jacobian` compares a
-least-squares energy's closed-form residual Jacobian with automatic differentiation.
+differences of a tightly converged argmin, all in float64. :func:`check_jacobian` and
+:func:`check_gauss_newton_system` compare a least-squares energy's closed-form residual Jacobian
+and Gauss–Newton system with automatic differentiation.
 """
 
 from __future__ import annotations
@@ -249,39 +250,112 @@ def check_jacobian(energy: LeastSquaresEnergy, inputs: Any, x: Tensor | None = N
         >>> jacobian_error < 1e-12
         True
     """
-    energy = copy.deepcopy(energy).double()
-    if not energy.has_jacobian:
-        raise AssertionError(f"{type(energy).__name__} does not implement residuals_and_jacobian "
-                             f"(or has closed_form_jacobian = False).")
-    inputs = tree_map(lambda t: t.detach().double() if t.is_floating_point() else t, inputs)
-    gen = torch.Generator().manual_seed(seed)
-    if x is None:
-        x = energy.initial_solution(inputs).double()
-        x = x + 0.1 * torch.randn(x.shape, generator=gen, dtype=torch.float64)
-    x = x.detach().double()
-    problem = Problem(energy, inputs, tuple(x.shape[1:]), detach=False)
-    flat = x.reshape(x.shape[0], -1)
+    energy, inputs, flat, problem = _closed_form_setup(energy, inputs, x, seed,
+                                                       "residuals_and_jacobian")
     r, jac = problem.jacobian(flat)
     r_ref, jac_ref = problem._forward_jacobian(flat)
     if relative_error(r, r_ref) > tol:
         raise AssertionError(f"residuals_and_jacobian's residuals differ from residuals() by "
                              f"{relative_error(r, r_ref):.2e} (relative) > tol={tol:.0e}.")
-    jac_error = relative_error(jac, jac_ref)
-    if jac_error > tol:
-        raise AssertionError(f"The closed-form Jacobian differs from autograd's by "
-                             f"{jac_error:.2e} (relative) > tol={tol:.0e}.")
+    return _compare("closed-form Jacobian", (jac,), (jac_ref,), energy, tol, seed)
+
+
+def check_gauss_newton_system(energy: LeastSquaresEnergy, inputs: Any, x: Tensor | None = None,
+                              tol: float = 1e-9, seed: int = 0) -> tuple[float, float]:
+    """Check :meth:`~LeastSquaresEnergy.gauss_newton_system` against autograd, in float64.
+
+    Compares the energies, gradients and Gauss–Newton matrices with the system formed from the
+    forward-mode Jacobian of :meth:`~LeastSquaresEnergy.residuals`
+    (:meth:`~LeastSquaresEnergy.system_from_jacobian`), and the derivative of a random linear
+    function of the gradients and matrices with respect to the energy parameters.
+
+    Args:
+        energy: The energy under test (not modified).
+        inputs: Per-sample inputs, leading dimension B.
+        x: Points (B, *shape); default the initial solution plus a seeded Gaussian perturbation
+            of standard deviation 0.1.
+        tol: Largest relative error accepted.
+        seed: Seed of the perturbation and of the random linear function.
+
+    Returns:
+        Relative errors of the system (its largest over value, gradient and matrix) and of its
+        parameter derivative (NaN without parameters).
+
+    Raises:
+        AssertionError: A comparison failed; the message says which and by how much.
+
+    Example:
+        >>> import torch, lightning_energy as le
+        >>> from lightning_energy.testing import check_gauss_newton_system
+        >>> class Scaled(le.LeastSquaresEnergy):  # r(x) = s ⊙ (x − c), JᵀJ = diag(s²)
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.scale = torch.nn.Parameter(torch.tensor([1.0, 2.0]))
+        ...     def residuals(self, x, inputs):
+        ...         return self.scale.to(x.dtype) * (x - inputs)
+        ...     def gauss_newton_system(self, x, inputs):
+        ...         s = self.scale.to(x.dtype)
+        ...         r = self.residuals(x, inputs)
+        ...         return 0.5 * (r**2).sum(-1), s * r, torch.diag_embed((s**2).expand_as(x))
+        >>> error, _ = check_gauss_newton_system(Scaled(), torch.randn(4, 2), torch.randn(4, 2))
+        >>> error < 1e-12
+        True
+    """
+    energy, inputs, flat, problem = _closed_form_setup(energy, inputs, x, seed,
+                                                       "gauss_newton_system")
+    system = problem.gauss_newton(flat)
+    reference = problem.call("system_from_jacobian", *problem._forward_jacobian(flat))
+    return _compare("closed-form Gauss-Newton system", system, reference, energy, tol, seed)
+
+
+_PROVIDES = {"residuals_and_jacobian": "has_jacobian",
+             "gauss_newton_system": "has_gauss_newton_system"}
+
+
+def _closed_form_setup(energy: LeastSquaresEnergy, inputs: Any, x: Tensor | None, seed: int,
+                       method: str) -> tuple[LeastSquaresEnergy, Any, Tensor, Problem]:
+    """A float64 copy of ``energy``, its inputs, flat points (B, n) and a live problem.
+
+    Raises ``AssertionError`` when the energy does not provide ``method`` in closed form.
+    """
+    if not getattr(energy, _PROVIDES[method]):
+        raise AssertionError(f"{type(energy).__name__} does not implement {method} "
+                             f"(or has closed_form_jacobian = False).")
+    energy = copy.deepcopy(energy).double()
+    inputs = tree_map(lambda t: t.detach().double() if t.is_floating_point() else t, inputs)
+    if x is None:
+        gen = torch.Generator().manual_seed(seed)
+        x = energy.initial_solution(inputs).double()
+        x = x + 0.1 * torch.randn(x.shape, generator=gen, dtype=torch.float64)
+    x = x.detach().double()
+    problem = Problem(energy, inputs, tuple(x.shape[1:]), detach=False)
+    return energy, inputs, x.reshape(x.shape[0], -1), problem
+
+
+def _compare(what: str, closed: Sequence[Tensor], reference: Sequence[Tensor],
+             energy: LeastSquaresEnergy, tol: float, seed: int) -> tuple[float, float]:
+    """Relative errors of ``closed`` against ``reference`` and of their parameter derivatives."""
+    error = max(relative_error(a, b) for a, b in zip(closed, reference, strict=True))
+    if error > tol:
+        raise AssertionError(f"The {what} differs from autograd's by {error:.2e} (relative) > "
+                             f"tol={tol:.0e}.")
     params = [p for p in energy.parameters() if p.requires_grad]
     if not params:
-        return jac_error, float("nan")
-    weights = torch.randn(jac.shape, generator=gen, dtype=torch.float64)
-    flat_grads = _flat_grad((jac * weights).sum(), params)
-    flat_ref = _flat_grad((jac_ref * weights).sum(), params)
+        return error, float("nan")
+    gen = torch.Generator().manual_seed(seed + 1)
+    weights = [torch.randn(t.shape, generator=gen, dtype=torch.float64) for t in closed]
+    flat_grads = _flat_grad(_weighted_sum(closed, weights), params)
+    flat_ref = _flat_grad(_weighted_sum(reference, weights), params)
     param_error = relative_error(flat_grads, flat_ref)
     if param_error > tol:
-        raise AssertionError(f"The closed-form Jacobian's derivative w.r.t. the parameters "
-                             f"differs from autograd's by {param_error:.2e} (relative) > "
-                             f"tol={tol:.0e}.")
-    return jac_error, param_error
+        raise AssertionError(f"The {what}'s derivative w.r.t. the parameters differs from "
+                             f"autograd's by {param_error:.2e} (relative) > tol={tol:.0e}.")
+    return error, param_error
+
+
+def _weighted_sum(tensors: Sequence[Tensor], weights: Sequence[Tensor]) -> Tensor:
+    """Σₖ ⟨tensors[k], weights[k]⟩, a random linear function of ``tensors``."""
+    return torch.stack([(t * w).sum() for t, w in zip(tensors, weights, strict=True)]).sum()
 
 
 def _flat_grad(out: Tensor, params: Sequence[Tensor]) -> Tensor:

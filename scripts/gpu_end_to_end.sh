@@ -10,13 +10,6 @@ OUT=${OUT:-gpu_out}/end_to_end
 ACCEL=${ACCEL:-gpu}
 STEPS=${STEPS:-30}
 mkdir -p "$OUT"
-cat > "$OUT/tiny_ppca.yaml" <<'YAML'
-model:
-  init_args:
-    energy:
-      class_path: lightning_energy.energies.pose.MultiViewPoseEnergy
-      init_args: {ppca_root: null}
-YAML
 common=(--config recipes/pose/gpu/end_to_end.yaml --trainer.accelerator "$ACCEL"
         --trainer.max_steps "$STEPS" --trainer.val_check_interval "$STEPS"
         --trainer.limit_val_batches 2 --trainer.logger false --trainer.enable_progress_bar false
@@ -29,7 +22,7 @@ stage() {  # name, recipe, extra arguments…: fit one stage, print its seconds
   echo "stage $name: $STEPS steps in $((SECONDS - start)) s (start-up included)"
 }
 stage detector end_to_end_detector.yaml
-stage staged end_to_end_staged.yaml --config "$OUT/tiny_ppca.yaml" \
+stage staged end_to_end_staged.yaml --config recipes/pose/overlays/tiny_ppca.yaml \
     --model.init_args.init_weights "$OUT/detector/checkpoints/last.ckpt"
-stage end_to_end end_to_end.yaml --config "$OUT/tiny_ppca.yaml" \
+stage end_to_end end_to_end.yaml --config recipes/pose/overlays/tiny_ppca.yaml \
     --model.init_args.init_weights "$OUT/staged/checkpoints/last.ckpt"

@@ -99,16 +99,52 @@ class LeastSquaresEnergy(Energy):
         """
         raise NotImplementedError
 
+    def gauss_newton_system(self, x: Tensor, inputs: Any) -> tuple[Tensor, Tensor, Tensor]:
+        """Energies (B,), gradients Jᵀ(W r) (B, n) and Gauss–Newton matrices JᵀWJ (B, n, n).
+
+        Optional, beside :meth:`residuals_and_jacobian`: override it when the residuals'
+        structure gives JᵀWJ more cheaply than the dense Jacobian (B, m, n) does, e.g. when
+        groups of residuals depend on x through a few shared intermediate variables, so J is
+        never formed. W = ρ'(r²) are :meth:`weights`. The solvers' Gauss–Newton steps and the
+        ``"gauss_newton"`` Hessian of the implicit adjoint then call it once per evaluation.
+        Write it with differentiable torch operations (unrolled differentiation differentiates
+        it) and check it with :func:`lightning_energy.testing.check_gauss_newton_system`. The
+        default forms the system from :meth:`residuals_and_jacobian`.
+        """
+        return self.system_from_jacobian(*self.residuals_and_jacobian(x, inputs))
+
+    def system_from_jacobian(self, residuals: Tensor, jacobian: Tensor
+                             ) -> tuple[Tensor, Tensor, Tensor]:
+        """Energies (B,), gradients (B, n) and JᵀWJ (B, n, n) from residuals (B, m) and J.
+
+        The gradient Jᵀ(W r) is exact; JᵀWJ drops the residuals' second derivatives and the
+        kernel's curvature.
+        """
+        squared = residuals**2
+        value = 0.5 * self.rho(squared).sum(-1)
+        w = self.weights(squared)
+        grad = torch.einsum("bmn,bm->bn", jacobian, w * residuals)
+        hess = torch.einsum("bmi,bm,bmj->bij", jacobian, w, jacobian)
+        return value, grad, hess
+
     closed_form_jacobian: bool = True
     """Set to False on an instance to have the solvers differentiate :meth:`residuals` instead
-    of calling :meth:`residuals_and_jacobian` (to compare the two, or to rule it out); sequence
-    energies then also use automatic Jacobian blocks and curvature products."""
+    of calling :meth:`residuals_and_jacobian` or :meth:`gauss_newton_system` (to compare the
+    two, or to rule them out); sequence energies then also use automatic Jacobian blocks and
+    curvature products."""
 
     @property
     def has_jacobian(self) -> bool:
         """Whether :meth:`residuals_and_jacobian` is implemented (overridden) and enabled."""
         overridden = (type(self).residuals_and_jacobian
                       is not LeastSquaresEnergy.residuals_and_jacobian)
+        return overridden and self.closed_form_jacobian
+
+    @property
+    def has_gauss_newton_system(self) -> bool:
+        """Whether :meth:`gauss_newton_system` is implemented (overridden) and enabled."""
+        overridden = (type(self).gauss_newton_system
+                      is not LeastSquaresEnergy.gauss_newton_system)
         return overridden and self.closed_form_jacobian
 
     def forward(self, x: Tensor, inputs: Any) -> Tensor:

@@ -100,6 +100,33 @@ class PoseDerivatives(NamedTuple):
     body_to_world: Tensor
 
 
+class _PoseChain(NamedTuple):
+    """The factors of :meth:`MultiViewPoseEnergy.residuals`' chain rule at one x (B problems).
+
+    Attributes:
+        reprojection: (B, C, J, 2) weighted reprojection residuals.
+        reprojection_world: (B, C, J, 2, 3) their derivative in joint j's world point (mm).
+        world_by_axis: (B, 3, J, n) ∂(world points, mm)/∂x, axis before joint.
+        depth: (B, C, J, 2, 3) weak perspective's extra term in the t columns (subtracted), or
+            None (perspective).
+        prior_scale: (B, L + 1) the prior rows' weights: ∂(prior residual)/∂(z, log s).
+        prior: (B, L + 1) the variables the prior rows weigh: z and log s.
+        body_to_world: (B, 3, 3) ∂(world point, mm)/∂(body offset, m).
+    """
+
+    reprojection: Tensor
+    reprojection_world: Tensor
+    world_by_axis: Tensor
+    depth: Tensor | None
+    prior_scale: Tensor
+    prior: Tensor
+    body_to_world: Tensor
+
+    def residuals(self, batch: int) -> Tensor:
+        """(B, C·J·2 + L + 1): reprojection rows, then the prior rows."""
+        return torch.cat((self.reprojection.reshape(batch, -1), self.prior_scale * self.prior), 1)
+
+
 def axis_angle_to_matrix(omega: Tensor) -> Tensor:
     """(…, 3, 3) rotations from axis-angle vectors ``omega`` (…, 3) (Rodrigues, smooth at 0)."""
     theta2 = (omega * omega).sum(-1, keepdim=True).unsqueeze(-1)
@@ -232,15 +259,17 @@ class MultiViewPoseEnergy(LeastSquaresEnergy):
     def canonical(self, z: Tensor, component: Tensor) -> Tensor:
         """(B, J, 3) canonical poses, metres, from coefficients z (B, L), component (B, M).
 
-        All components are reconstructed with one (B, L) × (L, M·J·3) product and the wanted
-        one is selected (cheaper on CPU than gathering per-problem bases).
+        All components are reconstructed with M (B, L) × (L, J·3) products and the wanted one
+        is selected (cheaper on CPU than gathering per-problem bases). The products keep the
+        bases' layout, so their gradient has the parameter's strides (what DDP's gradient
+        buckets expect, also in a dimension of size 1).
         """
         onehot = component.to(z.dtype)
         m, nb, j = self.num_components, self.num_bases, self.num_joints
         scaled = self.bases.to(z.dtype) * self.log_std.to(z.dtype).exp()[..., None, None]
-        every = (z @ scaled.transpose(0, 1).reshape(nb, m * j * 3)).reshape(-1, m, j * 3)
-        every = every + self.mean.to(z.dtype).reshape(m, j * 3)
-        return (onehot.unsqueeze(-1) * every).sum(1).reshape(-1, j, 3)
+        every = z @ scaled.reshape(m, nb, j * 3)  # (M, B, J·3)
+        every = every + self.mean.to(z.dtype).reshape(m, 1, j * 3)
+        return (onehot.t().unsqueeze(-1) * every).sum(0).reshape(-1, j, 3)
 
     def pose(self, x: Tensor, component: Tensor, offset: Tensor | None = None) -> Tensor:
         """World poses (B, J, 3), metres, of solutions ``x`` (B, L + 5).
@@ -299,6 +328,45 @@ class MultiViewPoseEnergy(LeastSquaresEnergy):
         derivatives = self.derivatives(x, inputs)
         return derivatives.residuals, derivatives.jacobian
 
+    def gauss_newton_system(self, x: Tensor, inputs: PoseEnergyInputs
+                            ) -> tuple[Tensor, Tensor, Tensor]:
+        """Energies (B,), gradients (B, n) and JᵀWJ (B, n, n) without forming J (perspective).
+
+        Joint j's rows in every view depend on x only through its world point P_j, so with
+        D_j = ∂P_j/∂x (3 × n) and A_cj = ∂r_cj/∂P_j (2 × 3),
+        JᵀWJ = Σ_j D_jᵀ (Σ_c A_cjᵀ W_cj A_cj) D_j + the prior rows' diagonal: a 3 × 3 matrix
+        per joint instead of C·J·2 dense rows (``bench pose``, docs/benchmarks.md). Weak
+        perspective, whose fixed depth adds columns in t, forms the dense Jacobian.
+        """
+        if self.projection != "perspective":
+            return super().gauss_newton_system(x, inputs)
+        chain = self._chain(x, inputs)
+        b, n = x.shape
+        residuals = chain.residuals(b)
+        squared = residuals**2
+        value = 0.5 * self.rho(squared).sum(-1)
+        w = self.weights(squared)
+        reprojection = chain.reprojection.numel() // b
+        w_joint = w[:, :reprojection].reshape(chain.reprojection.shape)  # (B, C, J, 2)
+        weighted = chain.reprojection_world * w_joint.unsqueeze(-1)  # W_cj A_cj
+        # Σ_c A_cjᵀ W_cj r_cj (B, J, 3) and M_j = Σ_c A_cjᵀ W_cj A_cj, laid out (B, 3, 3, J).
+        world_grad = torch.einsum("bcjde,bcjd->bje", weighted, chain.reprojection)
+        world_hess = torch.einsum("bcjde,bcjdf->befj", weighted,
+                                  chain.reprojection_world).contiguous()
+        d_world = chain.world_by_axis  # (B, 3, J, n)
+        grad = torch.einsum("bdjn,bjd->bn", d_world, world_grad)
+        # M_j D_j for every joint as one broadcast product: cheaper than B·J 3 × 3 matmuls.
+        product = (world_hess.unsqueeze(-1) * d_world.unsqueeze(1)).sum(2)  # (B, 3, J, n)
+        hess = d_world.reshape(b, -1, n).transpose(1, 2) @ product.reshape(b, -1, n)
+        # The prior rows are weight·I on the columns of z and log s: diagonal terms only.
+        prior_w = chain.prior_scale * w[:, reprojection:]
+        prior_grad, prior_hess = prior_w * residuals[:, reprojection:], prior_w * chain.prior_scale
+        gap = x.new_zeros(b, 4)  # yaw and t have no prior
+        grad = grad + torch.cat((prior_grad[:, :-1], gap, prior_grad[:, -1:]), dim=1)
+        hess.diagonal(dim1=-2, dim2=-1).add_(torch.cat((prior_hess[:, :-1], gap,
+                                                        prior_hess[:, -1:]), dim=1))
+        return value, grad, hess
+
     def derivatives(self, x: Tensor, inputs: PoseEnergyInputs,
                     offset: Tensor | None = None) -> PoseDerivatives:
         """Residuals, their Jacobian in ``x`` and the chain-rule factors behind it, closed form.
@@ -306,27 +374,51 @@ class MultiViewPoseEnergy(LeastSquaresEnergy):
         ``offset`` (B, J, 3), metres, is the body correction of :meth:`pose`; the factors give
         the residuals' derivatives in it (a sequence energy's shared variables).
         """
-        nb, dtype = self.num_bases, x.dtype
-        onehot = inputs.component.to(dtype)
+        chain = self._chain(x, inputs, offset)
+        b, n = x.shape
+        nb, views, joints = self.num_bases, self.num_views, self.num_joints
+        reprojection = views * joints * 2
+        # Written block by block into one buffer: cheaper than concatenating the blocks.
+        jacobian = x.new_empty(b, reprojection + nb + 1, n)
+        rows = jacobian[:, :reprojection].view(b, views, joints, 2, n)
+        rows.copy_(torch.einsum("bcjde,bejn->bcjdn", chain.reprojection_world,
+                               chain.world_by_axis))
+        if chain.depth is not None:
+            rows[..., nb + 1 : nb + 4] -= chain.depth
+        prior_rows = jacobian[:, reprojection:]
+        prior_rows.zero_()
+        prior_rows[..., :nb].diagonal(dim1=-2, dim2=-1).copy_(chain.prior_scale[:, :-1])
+        prior_rows[:, -1, -1] = chain.prior_scale[:, -1]
+        return PoseDerivatives(chain.residuals(b), jacobian, chain.reprojection_world,
+                               chain.world_by_axis.transpose(1, 2), chain.body_to_world)
+
+    def _chain(self, x: Tensor, inputs: PoseEnergyInputs,
+               offset: Tensor | None = None) -> _PoseChain:
+        """The chain-rule factors of the residuals at ``x`` (see :class:`_PoseChain`)."""
+        nb, dtype, joints, b = self.num_bases, x.dtype, self.num_joints, x.shape[0]
         z, yaw, t, log_s = x[:, :nb], x[:, nb], x[:, nb + 1 : nb + 4], x[:, nb + 4]
         scale = torch.exp(log_s + self.log_scale_offset.to(dtype))
-        scaled = self.bases.to(dtype) * self.log_std.to(dtype).exp()[..., None, None]
-        bases = torch.einsum("bm,mljd->bljd", onehot, scaled)  # (B, L, J, 3), this component's
         canonical = self.canonical(z, inputs.component)
         if offset is not None:
             canonical = canonical + offset
         rotated = _rotate_yaw(canonical, yaw)  # R(yaw) Q, metres
         world = 1000.0 * (scale[:, None, None] * rotated + t[:, None])
-        # ∂world/∂x (B, J, 3, n), mm: columns z (rotated bases), yaw, t (identity), log s.
-        cos, sin = torch.cos(yaw)[:, None, None], torch.sin(yaw)[:, None, None]
-        bx, by = bases[..., 0], bases[..., 1]
-        d_z = torch.stack((cos * bx - sin * by, sin * bx + cos * by, bases[..., 2]), dim=-1)
-        d_yaw = torch.stack((-rotated[..., 1], rotated[..., 0], torch.zeros_like(rotated[..., 0])),
-                            dim=-1)
-        k = 1000.0 * scale[:, None, None, None]
-        d_t = torch.eye(3, dtype=dtype, device=x.device).expand(*rotated.shape, 3)
-        d_world = torch.cat((k * d_z.permute(0, 2, 3, 1), k * d_yaw.unsqueeze(-1),
-                             1000.0 * d_t, k * rotated.unsqueeze(-1)), dim=-1)
+        # ∂world/∂x, mm, laid out (B, 3, J, n) (axis before joint) so that the coefficients'
+        # columns, k R(yaw) times the component's bases, are one matrix product for the batch.
+        k = 1000.0 * scale
+        cos, sin, zero = torch.cos(yaw), torch.sin(yaw), torch.zeros_like(yaw)
+        rotation = torch.stack((cos, -sin, zero, sin, cos, zero, zero, zero, zero + 1), -1)
+        factors = (inputs.component.to(dtype)[:, None, :, None]
+                   * (k[:, None] * rotation).reshape(b, 3, 1, 3))  # (B, 3 axes, M, 3)
+        scaled = self.bases.to(dtype) * self.log_std.to(dtype).exp()[..., None, None]
+        bases = scaled.permute(0, 3, 2, 1).reshape(-1, joints * nb)  # (M·3, J·L)
+        d_z = (factors.reshape(b * 3, -1) @ bases).reshape(b, 3, joints, nb)
+        by_axis = rotated.permute(0, 2, 1)  # (B, 3, J)
+        d_yaw = torch.stack((-by_axis[:, 1], by_axis[:, 0], torch.zeros_like(by_axis[:, 0])), 1)
+        eye = torch.eye(3, dtype=dtype, device=x.device)
+        d_t = (1000.0 * eye)[:, None].expand(b, 3, joints, 3)
+        d_world = torch.cat((d_z, k[:, None, None, None] * d_yaw.unsqueeze(-1), d_t,
+                             k[:, None, None, None] * by_axis.unsqueeze(-1)), dim=-1)
         R = self.cameras(inputs.R)
         cam = _to_camera(world, R, inputs.T)  # (B, C, J, 3)
         if self.projection == "perspective":
@@ -339,31 +431,22 @@ class MultiViewPoseEnergy(LeastSquaresEnergy):
         if self.projection == "perspective":
             d_uv_cam = d_cam[..., :2, :] - uv.unsqueeze(-1) * d_cam[..., 2:, :]
         else:
-            d_uv_cam = d_cam[..., :2, :].expand(-1, -1, self.num_joints, -1, -1)
-        d_uv = torch.einsum("bcjde,bjen->bcjdn", d_uv_cam, d_world)
-        if self.projection != "perspective":
-            # The fixed depth is the centroid's: 1000 t in camera coordinates, a function of t.
-            d_depth = x.new_zeros(*R.shape[:2], x.shape[1])
-            d_depth = torch.cat((d_depth[..., : nb + 1], 1000.0 * R[..., 2, :] / depth[..., 0, :],
-                                 d_depth[..., nb + 4 :]), dim=-1)  # (B, C, n), over the depth
-            d_uv = d_uv - uv.unsqueeze(-1) * d_depth[:, :, None, None, :]
+            d_uv_cam = d_cam[..., :2, :].expand(-1, -1, joints, -1, -1)
         weight = inputs.detection_weights(self.log_weights, dtype)
         factor = weight.unsqueeze(-1) * inputs.f.unsqueeze(-2) / self.pixel_scale  # (B, C, J, 2)
-        reproj = factor * (uv - inputs.joints2d)
-        d_reproj = (factor.unsqueeze(-1) * d_uv).flatten(1, 3)
-        b, n = x.shape
+        depth_columns = None
+        if self.projection != "perspective":
+            # The fixed depth is the centroid's: 1000 t in camera coordinates, a function of t.
+            d_depth = 1000.0 * R[..., 2, :] / depth[..., 0, :]  # (B, C, 3), over the depth
+            depth_columns = (factor * uv).unsqueeze(-1) * d_depth[:, :, None, None, :]
         prior_weight = (0.5 * self.log_prior.to(dtype)).exp() * float(self.use_prior)
         scale_weight = (0.5 * self.log_scale_prior.to(dtype)).exp()
-        eye = torch.eye(nb, n, dtype=dtype, device=x.device)
-        d_prior = (prior_weight * eye).expand(b, nb, n)
-        d_scale = torch.zeros(b, 1, n, dtype=dtype, device=x.device)
-        d_scale = d_scale + scale_weight * (torch.arange(n, device=x.device) == n - 1).to(dtype)
-        residuals = torch.cat((reproj.flatten(1), prior_weight * z, scale_weight * x[:, nb + 4:]),
-                              dim=1)
+        prior_scale = torch.cat((prior_weight.expand(b, nb), scale_weight.expand(b, 1)), dim=1)
         eye3 = torch.eye(3, dtype=dtype, device=x.device).expand(b, 3, 3)
         body = 1000.0 * scale[:, None, None] * _rotate_yaw(eye3, yaw).transpose(1, 2)
-        return PoseDerivatives(residuals, torch.cat((d_reproj, d_prior, d_scale), dim=1),
-                               factor.unsqueeze(-1) * d_uv_cam, d_world, body)
+        return _PoseChain(factor * (uv - inputs.joints2d), factor.unsqueeze(-1) * d_uv_cam,
+                          d_world, depth_columns, prior_scale,
+                          torch.cat((z, x[:, nb + 4 :]), dim=1), body)
 
     def _split(self, squared: Tensor) -> tuple[Tensor, Tensor]:
         m = self.num_views * self.num_joints * 2

@@ -266,14 +266,32 @@ class Problem:
         """Energies (B,), gradients (B, n) and Gauss–Newton matrices JᵀWJ (B, n, n).
 
         W = ρ'(r²) are the robust kernel's IRLS weights, so the gradient Jᵀ(W r) is exact and
-        the matrix drops only the second-order residual and kernel-curvature terms.
+        the matrix drops only the second-order residual and kernel-curvature terms. An energy
+        that implements :meth:`~LeastSquaresEnergy.gauss_newton_system` is asked for it;
+        otherwise the system is formed from :meth:`jacobian`.
         """
-        r, jac = self.jacobian(x)
-        squared = r**2
-        value = 0.5 * self.call("rho", squared).sum(-1)
-        w = self.call("weights", squared)
-        grad = torch.einsum("bmn,bm->bn", jac, w * r)
-        hess = torch.einsum("bmi,bm,bmj->bij", jac, w, jac)
+        if self.has_gauss_newton_system:
+            return self._closed_form_system(x)
+        return self.call("system_from_jacobian", *self.jacobian(x))
+
+    @property
+    def has_gauss_newton_system(self) -> bool:
+        """Whether the energy gives its Gauss–Newton system in closed form."""
+        return (isinstance(self.energy, LeastSquaresEnergy)
+                and self.energy.has_gauss_newton_system)
+
+    def _closed_form_system(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The energy's own :meth:`~LeastSquaresEnergy.gauss_newton_system`, checked."""
+        with torch.set_grad_enabled(self._records(x)):
+            value, grad, hess = self.call("gauss_newton_system", self._unflatten(x), self.inputs)
+        b, n = x.shape
+        if (tuple(value.shape) != (b,) or tuple(grad.shape) != (b, n)
+                or tuple(hess.shape) != (b, n, n)):
+            raise ShapeError(
+                f"Expected `{type(self.energy).__name__}.gauss_newton_system` to return "
+                f"energies of shape ({b},), gradients of shape ({b}, {n}) and matrices of shape "
+                f"({b}, {n}, {n}), got {describe(value)}, {describe(grad)} and {describe(hess)}."
+            )
         return value, grad, hess
 
 

@@ -15,7 +15,7 @@ from lightning_energy.energies.pose import (
     pose_energy_inputs,
     yaw_offsets,
 )
-from lightning_energy.testing import check_energy, check_jacobian
+from lightning_energy.testing import check_energy, check_gauss_newton_system, check_jacobian
 
 
 def _inputs(frames: int = 3, noise_px: float = 2.0, components: int = 1, seed: int = 0):
@@ -54,6 +54,30 @@ def test_closed_form_jacobian_matches_autograd(projection: str) -> None:
     jac_error, param_error = check_jacobian(energy, inputs, tol=1e-12)
     assert jac_error < 1e-12
     assert param_error < 1e-12
+
+
+@pytest.mark.parametrize("projection", ["perspective", "weak_perspective"])
+def test_gauss_newton_system_matches_autograd(projection: str) -> None:
+    """Catches: a wrong per-joint block, prior diagonal or robust weight in the system that
+    never forms J, and a system that unrolled differentiation cannot differentiate."""
+    energy = MultiViewPoseEnergy(None, num_components=2, num_bases=3, projection=projection,
+                                 kernel_scale=0.3)  # small δ: the robust weights are not 1
+    with torch.no_grad():  # every group away from its neutral value
+        energy.camera_rotation.add_(0.01)
+        energy.log_weights.add_(0.1 * torch.randn_like(energy.log_weights))
+        energy.log_scale_offset.add_(0.1)
+        energy.log_std.add_(0.2)
+        energy.log_prior.add_(0.3)
+        energy.log_scale_prior.sub_(0.4)
+    arrays = generate_synthetic_poses(3, seed=1, noise_px=2.0, dropout_prob=0.2)
+    inputs = pose_energy_inputs(arrays.to_batch(dtype=torch.float64), 2)
+    assert not bool(inputs.visible.all())
+    error, param_error = check_gauss_newton_system(energy, inputs, tol=1e-12)
+    assert error < 1e-12
+    assert param_error < 1e-12
+    _, _, confident = _confident_inputs(components=2)
+    error, _ = check_gauss_newton_system(energy, confident, tol=1e-12)
+    assert error < 1e-12
 
 
 def test_energy_is_robust_on_joint_norms_and_plain_on_priors() -> None:

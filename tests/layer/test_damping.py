@@ -70,8 +70,11 @@ def test_float32_near_singular_cholesky_is_retried_not_silently_wrong():
     j[..., -1] = j[..., -2] * (1 + 1e-9)  # rank-deficient Gauss–Newton matrix
     h = (j.transpose(1, 2) @ j).float()
     rhs = torch.randn(4, 20, generator=gen)
-    # float32 Cholesky "succeeds" on some samples and fails on others here.
-    assert torch.linalg.cholesky_ex(h + 1e-6 * torch.eye(20))[1].tolist() == [0, 20, 20, 0]
+    # float32 Cholesky "succeeds" on some samples and fails on others here; which ones depends
+    # on the CPU's BLAS kernels ([0, 20, 20, 0] on one machine, [0, 20, 0, 20] on another).
+    plain = torch.linalg.cholesky_ex(h + 1e-6 * torch.eye(20))[1]
+    assert bool((plain == 0).any()), plain.tolist()
+    assert bool((plain > 0).any()), plain.tolist()
     z, info = damped_cholesky_solve(h, rhs, 1e-6)
     exact = torch.linalg.solve(h.double() + 1e-6 * torch.eye(20, dtype=torch.float64),
                                rhs.double()[..., None])[..., 0]

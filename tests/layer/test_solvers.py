@@ -339,29 +339,58 @@ def test_check_jacobian_when_only_the_kernel_is_learnable():
     assert param_error == 0.0  # the Jacobian does not depend on the kernel's scale
 
 
-def test_closed_form_jacobian_is_used_and_checked():
-    from lightning_energy.testing import check_jacobian
+class _LineFitWithSystem(RobustLineFit):
+    """RobustLineFit with its Gauss–Newton system in closed form (optionally wrong or misshapen)."""
 
+    def __init__(self, num_points: int, wrong: bool = False, bad_shape: bool = False) -> None:
+        super().__init__(num_points)
+        self.wrong, self.bad_shape = wrong, bad_shape
+
+    def gauss_newton_system(self, x, inputs):
+        t, _ = inputs
+        w = self.point_weights.to(x.dtype)
+        jac = torch.stack((-w * t, -w.expand_as(t)), dim=-1)  # (B, m, 2)
+        value, grad, hess = self.system_from_jacobian(self.residuals(x, inputs), jac)
+        if self.wrong:
+            hess = 2.0 * hess
+        return value, grad, hess[:, :1] if self.bad_shape else hess
+
+
+# closed form: its energy class, its check, what a wrong one's and a misshapen one's errors say
+CLOSED_FORMS = {
+    "jacobian": (_LineFitWithJacobian, "check_jacobian", "closed-form Jacobian differs",
+                 r"Jacobian of shape \(5, 12, 2\)"),
+    "system": (_LineFitWithSystem, "check_gauss_newton_system",
+               "Gauss-Newton system differs", r"gauss_newton_system.*\(5, 2, 2\)"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(CLOSED_FORMS))
+def test_closed_form_derivatives_are_used_and_checked(kind):
+    import lightning_energy.testing
+
+    closed_form, check_name, wrong_error, shape_error = CLOSED_FORMS[kind]
+    check = getattr(lightning_energy.testing, check_name)
     data = line_data(5, 12)
-    energy = _LineFitWithJacobian(12).double()
-    jac_error, param_error = check_jacobian(energy, data, x=torch.randn(5, 2, dtype=torch.float64))
-    assert jac_error < 1e-12
+    energy = closed_form(12).double()
+    error, param_error = check(energy, data, x=torch.randn(5, 2, dtype=torch.float64))
+    assert error < 1e-12
     assert param_error < 1e-12
-    with pytest.raises(AssertionError, match="closed-form Jacobian differs"):
-        check_jacobian(_LineFitWithJacobian(12, wrong=True), data)
+    with pytest.raises(AssertionError, match=wrong_error):
+        check(closed_form(12, wrong=True), data)
     with pytest.raises(AssertionError, match="does not implement"):
-        check_jacobian(RobustLineFit(12), data)
-    # The solvers take the energy's Jacobian: a wrong one changes the LM path, a right one not.
+        check(RobustLineFit(12), data)
+    # The solvers take the energy's closed form: a wrong one changes the LM path, a right one not.
     solver = le.LevenbergMarquardt(tol=1e-10)
     reference = le.argmin(RobustLineFit(12).double(), data, solver=solver)
     closed = le.argmin(energy, data, solver=solver)
     assert torch.allclose(closed.x, reference.x, atol=1e-9)
-    wrong = _LineFitWithJacobian(12, wrong=True).double()
+    wrong = closed_form(12, wrong=True).double()
     assert not torch.equal(le.argmin(wrong, data, solver=solver).num_steps, reference.num_steps)
     wrong.closed_form_jacobian = False  # switched off: back to autograd, the reference's path
     assert torch.equal(le.argmin(wrong, data, solver=solver).num_steps, reference.num_steps)
-    with pytest.raises(le.ShapeError, match=r"Jacobian of shape \(5, 12, 2\)"):
-        le.argmin(_LineFitWithJacobian(12, bad_shape=True).double(), data, solver=solver)
+    with pytest.raises(le.ShapeError, match=shape_error):
+        le.argmin(closed_form(12, bad_shape=True).double(), data, solver=solver)
 
 
 def test_multistart_forwards_compact_to_the_solver_that_runs():

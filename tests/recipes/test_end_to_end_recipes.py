@@ -15,21 +15,12 @@ TINY = ["--data.init_args.root", "null", "--data.init_args.synthetic_frames", "8
         "--data.init_args.batch_size", "2", "--data.init_args.num_workers", "0",
         "--data.init_args.image_size", "32", "--model.init_args.detector.init_args.channels", "4",
         "--model.init_args.detector.init_args.depth", "1"]
-# The built-in tiny PPCA model (an overlay file: `--…ppca_root null` on the command line is read
-# as the string "None" inside the energy's Union type).
-TINY_PPCA = """
-model:
-  init_args:
-    energy:
-      class_path: lightning_energy.energies.pose.MultiViewPoseEnergy
-      init_args: {ppca_root: null}
-"""
+# The built-in tiny PPCA model.
+TINY_PPCA = str(REPO / "recipes" / "pose" / "overlays" / "tiny_ppca.yaml")
 
 
 def _stage(command: str, name: str, root: Path, *extra: str):
-    overlay = root.parent / "tiny_ppca.yaml"
-    overlay.write_text(TINY_PPCA)
-    energy = [] if name == "end_to_end_detector.yaml" else ["--config", str(overlay)]
+    energy = [] if name == "end_to_end_detector.yaml" else ["--config", TINY_PPCA]
     return run_cli([command, "--config", str(REPO / "recipes" / "pose" / name), *energy,
                     "--config", CPU_DEBUG, "--trainer.default_root_dir", str(root), *TINY, *extra])
 
@@ -77,10 +68,8 @@ def test_stages_chain_through_their_checkpoints(tmp_path):
 def test_gpu_overlay_sizes_every_stage(name, tmp_path):
     """Catches: an overlay key one stage's task does not take, or sizes the detector cannot run
     (128-px crops through four 2× poolings)."""
-    overlay = tmp_path / "tiny_ppca.yaml"
-    overlay.write_text(TINY_PPCA)
     energy = [] if name == "end_to_end_detector.yaml" else [
-        "--config", str(overlay), "--model.init_args.init_weights", "null"]
+        "--config", TINY_PPCA, "--model.init_args.init_weights", "null"]
     cli = run_cli(["--config", str(REPO / "recipes" / "pose" / name), *energy,
                    "--config", str(REPO / "recipes" / "pose" / "gpu" / "end_to_end.yaml"),
                    "--trainer.accelerator", "cpu", "--trainer.logger", "false",

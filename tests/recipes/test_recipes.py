@@ -8,9 +8,10 @@ from lightning_energy.cli import run_cli
 from lightning_energy.errors import DatasetNotFoundError
 
 REPO = Path(__file__).resolve().parents[2]
-# Overlays (trainer/, cv/, gpu/) are checked by the tests that combine them with a recipe.
+# Overlays (trainer/, cv/, gpu/, overlays/) are checked by the tests that combine them with a
+# recipe.
 RECIPES = sorted(p for p in (REPO / "recipes").rglob("*.yaml")
-                 if p.parent.name not in ("trainer", "cv", "gpu"))
+                 if p.parent.name not in ("trainer", "cv", "gpu", "overlays"))
 CPU_DEBUG = str(REPO / "recipes" / "trainer" / "cpu_debug.yaml")
 # Real-data recipes run on a slice of their data: the recipe test checks wiring, not accuracy.
 TINY = {
