@@ -63,8 +63,9 @@ class LeastSquaresEnergy(Energy):
 
     Implement :meth:`residuals`. Without a kernel ρ(s) = s (plain least squares). Solvers that need
     this structure (``GaussNewton``, ``LevenbergMarquardt``, the ``"gauss_newton"`` Hessian) use
-    the Jacobian of the residuals and the kernel's weights ρ'(r²) (iteratively reweighted least
-    squares).
+    the Gauss–Newton system formed from the Jacobian of the residuals and the kernel's weights
+    ρ'(r²) (iteratively reweighted least squares); :meth:`residuals_and_jacobian` and
+    :meth:`gauss_newton_system` may give the Jacobian or the whole system in closed form.
 
     Args:
         kernel: Optional robust kernel; its scale may be a learnable energy parameter.
@@ -108,8 +109,13 @@ class LeastSquaresEnergy(Energy):
         never formed. W = ρ'(r²) are :meth:`weights`. The solvers' Gauss–Newton steps and the
         ``"gauss_newton"`` Hessian of the implicit adjoint then call it once per evaluation.
         Write it with differentiable torch operations (unrolled differentiation differentiates
-        it) and check it with :func:`lightning_energy.testing.check_gauss_newton_system`. The
-        default forms the system from :meth:`residuals_and_jacobian`.
+        it) and check it with :func:`lightning_energy.testing.check_gauss_newton_system`. As in
+        :meth:`residuals_and_jacobian`, ``x`` arrives as (B, *shape) and ``n`` counts its
+        entries in row-major order. The default forms the system from
+        :meth:`residuals_and_jacobian` (``NotImplementedError`` when that is not implemented
+        either). A subclass that overrides :meth:`residuals` or :meth:`residuals_and_jacobian`
+        below the class that defines this method is solved through its own Jacobian instead
+        (:attr:`has_gauss_newton_system`), so the inherited system cannot go stale.
         """
         return self.system_from_jacobian(*self.residuals_and_jacobian(x, inputs))
 
@@ -135,17 +141,23 @@ class LeastSquaresEnergy(Energy):
 
     @property
     def has_jacobian(self) -> bool:
-        """Whether :meth:`residuals_and_jacobian` is implemented (overridden) and enabled."""
-        overridden = (type(self).residuals_and_jacobian
-                      is not LeastSquaresEnergy.residuals_and_jacobian)
-        return overridden and self.closed_form_jacobian
+        """Whether :meth:`residuals_and_jacobian` is implemented, enabled and current.
+
+        Current: defined in the class that defines :meth:`residuals` or below it, so a subclass
+        that changes the residuals does not inherit a Jacobian of other residuals.
+        """
+        return self.closed_form_jacobian and _closed_form_current(
+            type(self), "residuals_and_jacobian", ("residuals",))
 
     @property
     def has_gauss_newton_system(self) -> bool:
-        """Whether :meth:`gauss_newton_system` is implemented (overridden) and enabled."""
-        overridden = (type(self).gauss_newton_system
-                      is not LeastSquaresEnergy.gauss_newton_system)
-        return overridden and self.closed_form_jacobian
+        """Whether :meth:`gauss_newton_system` is implemented, enabled and current.
+
+        Current: defined in the classes that define :meth:`residuals` and
+        :meth:`residuals_and_jacobian` or below them.
+        """
+        return self.closed_form_jacobian and _closed_form_current(
+            type(self), "gauss_newton_system", ("residuals", "residuals_and_jacobian"))
 
     def forward(self, x: Tensor, inputs: Any) -> Tensor:
         """Energies ``½ Σ ρ(r²)``, shape (B,)."""
@@ -161,3 +173,19 @@ class LeastSquaresEnergy(Energy):
         if self.kernel is None:
             return torch.ones_like(squared)
         return self.kernel.weight(squared)
+
+
+def _defining_class(cls: type, name: str) -> type:
+    """The class of ``cls``'s method resolution order that defines attribute ``name``."""
+    return next(klass for klass in cls.__mro__ if name in vars(klass))
+
+
+def _closed_form_current(cls: type, method: str, sources: tuple[str, ...]) -> bool:
+    """Whether ``cls`` has its own closed-form ``method``, consistent with its ``sources``.
+
+    True when ``method`` is overridden (not :class:`LeastSquaresEnergy`'s) in a class at least as
+    derived as every class that defines one of ``sources``.
+    """
+    owner = _defining_class(cls, method)
+    return owner is not LeastSquaresEnergy and all(
+        issubclass(owner, _defining_class(cls, source)) for source in sources)

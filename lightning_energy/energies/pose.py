@@ -89,7 +89,7 @@ class PoseDerivatives(NamedTuple):
         jacobian: (B, m, n) their Jacobian in the solution x.
         reprojection_world: (B, C, J, 2, 3) ∂(joint j's weighted reprojection residual in view c)
             / ∂(world point j, mm): each joint's rows depend on its own point only.
-        world: (B, J, 3, n) ∂(world points, mm)/∂x.
+        world: (B, J, 3, n) ∂(world points, mm)/∂x (contiguous).
         body_to_world: (B, 3, 3) ∂(world point, mm)/∂(body offset, m), the same for each joint.
     """
 
@@ -124,7 +124,7 @@ class _PoseChain(NamedTuple):
 
     def residuals(self, batch: int) -> Tensor:
         """(B, C·J·2 + L + 1): reprojection rows, then the prior rows."""
-        return torch.cat((self.reprojection.reshape(batch, -1), self.prior_scale * self.prior), 1)
+        return torch.cat((self.reprojection.flatten(1), self.prior_scale * self.prior), 1)
 
 
 def axis_angle_to_matrix(omega: Tensor) -> Tensor:
@@ -376,21 +376,18 @@ class MultiViewPoseEnergy(LeastSquaresEnergy):
         """
         chain = self._chain(x, inputs, offset)
         b, n = x.shape
-        nb, views, joints = self.num_bases, self.num_views, self.num_joints
-        reprojection = views * joints * 2
-        # Written block by block into one buffer: cheaper than concatenating the blocks.
-        jacobian = x.new_empty(b, reprojection + nb + 1, n)
-        rows = jacobian[:, :reprojection].view(b, views, joints, 2, n)
-        rows.copy_(torch.einsum("bcjde,bejn->bcjdn", chain.reprojection_world,
-                               chain.world_by_axis))
-        if chain.depth is not None:
-            rows[..., nb + 1 : nb + 4] -= chain.depth
-        prior_rows = jacobian[:, reprojection:]
-        prior_rows.zero_()
-        prior_rows[..., :nb].diagonal(dim1=-2, dim2=-1).copy_(chain.prior_scale[:, :-1])
-        prior_rows[:, -1, -1] = chain.prior_scale[:, -1]
+        nb = self.num_bases
+        rows = torch.einsum("bcjde,bejn->bcjdn", chain.reprojection_world, chain.world_by_axis)
+        if chain.depth is not None:  # its columns are t's: nb + 1 … nb + 3
+            rows = rows - nn.functional.pad(chain.depth, (nb + 1, 1))
+        # The prior rows: weight·I on z's columns, then log s's row with its weight in the last
+        # column. Out of place (no writes into a buffer), so that vmap over parameters works.
+        z_rows = nn.functional.pad(torch.diag_embed(chain.prior_scale[:, :-1]), (0, 5))
+        s_row = nn.functional.pad(chain.prior_scale[:, -1:, None], (n - 1, 0))
+        jacobian = torch.cat((rows.flatten(1, 3), z_rows, s_row), dim=1)
         return PoseDerivatives(chain.residuals(b), jacobian, chain.reprojection_world,
-                               chain.world_by_axis.transpose(1, 2), chain.body_to_world)
+                               chain.world_by_axis.transpose(1, 2).contiguous(),
+                               chain.body_to_world)
 
     def _chain(self, x: Tensor, inputs: PoseEnergyInputs,
                offset: Tensor | None = None) -> _PoseChain:
@@ -412,7 +409,7 @@ class MultiViewPoseEnergy(LeastSquaresEnergy):
                    * (k[:, None] * rotation).reshape(b, 3, 1, 3))  # (B, 3 axes, M, 3)
         scaled = self.bases.to(dtype) * self.log_std.to(dtype).exp()[..., None, None]
         bases = scaled.permute(0, 3, 2, 1).reshape(-1, joints * nb)  # (M·3, J·L)
-        d_z = (factors.reshape(b * 3, -1) @ bases).reshape(b, 3, joints, nb)
+        d_z = (factors.reshape(b * 3, 3 * self.num_components) @ bases).reshape(b, 3, joints, nb)
         by_axis = rotated.permute(0, 2, 1)  # (B, 3, J)
         d_yaw = torch.stack((-by_axis[:, 1], by_axis[:, 0], torch.zeros_like(by_axis[:, 0])), 1)
         eye = torch.eye(3, dtype=dtype, device=x.device)

@@ -80,6 +80,36 @@ def test_gauss_newton_system_matches_autograd(projection: str) -> None:
     assert error < 1e-12
 
 
+def test_closed_forms_run_under_vmap_over_a_parameter() -> None:
+    """Catches: derivatives written into a buffer in place, which vmap over parameters with an
+    unbatched x cannot do (the `Energy` contract: compatible with torch.func)."""
+    energy = MultiViewPoseEnergy(None, num_components=2, num_bases=3).double()
+    _, inputs = _inputs(frames=2, components=2)
+    x = energy.initial_solution(inputs).double()
+    params = dict(energy.named_parameters())
+    priors = torch.stack([params["log_prior"], params["log_prior"] + 0.5])
+
+    class ClosedForms(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.energy = energy
+
+        def forward(self, x, inputs):
+            return (self.energy.residuals_and_jacobian(x, inputs)[1],
+                    self.energy.gauss_newton_system(x, inputs)[2])
+
+    def closed_forms(log_prior):
+        state = {f"energy.{k}": v for k, v in {**params, "log_prior": log_prior}.items()}
+        return torch.func.functional_call(ClosedForms(), state, (x, inputs))
+
+    jacobians, systems = torch.func.vmap(closed_forms)(priors)
+    for i, log_prior in enumerate(priors):
+        with torch.no_grad():
+            energy.log_prior.copy_(log_prior)
+        torch.testing.assert_close(jacobians[i], energy.residuals_and_jacobian(x, inputs)[1])
+        torch.testing.assert_close(systems[i], energy.gauss_newton_system(x, inputs)[2])
+
+
 def test_energy_is_robust_on_joint_norms_and_plain_on_priors() -> None:
     energy = MultiViewPoseEnergy(None, num_components=1, kernel_scale=1.5).double()
     _, inputs = _inputs()

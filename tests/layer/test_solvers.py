@@ -1,5 +1,7 @@
 """Solver behaviour: per-sample stopping and status, dtype policy, multi-start, large n."""
 
+import copy
+
 import pytest
 import torch
 
@@ -391,6 +393,39 @@ def test_closed_form_derivatives_are_used_and_checked(kind):
     assert torch.equal(le.argmin(wrong, data, solver=solver).num_steps, reference.num_steps)
     with pytest.raises(le.ShapeError, match=shape_error):
         le.argmin(closed_form(12, bad_shape=True).double(), data, solver=solver)
+
+
+class _ScaledLineFit(_LineFitWithSystem):
+    """Residuals changed below the class that gives the system (and below the Jacobian's)."""
+
+    def residuals(self, x, inputs):
+        return 3.0 * super().residuals(x, inputs)
+
+
+class _ScaledLineFitWithJacobian(_LineFitWithJacobian):
+    def residuals(self, x, inputs):
+        return 3.0 * super().residuals(x, inputs)
+
+
+def test_an_inherited_closed_form_of_other_residuals_is_not_used():
+    """Catches: a subclass that changes the residuals solved with its parent's system or
+    Jacobian (a wrong gradient, silently)."""
+    data = line_data(5, 12)
+    solver = le.LevenbergMarquardt(tol=1e-10, max_steps=200)
+    for changed in (_ScaledLineFit(12).double(), _ScaledLineFitWithJacobian(12).double()):
+        assert not changed.has_gauss_newton_system
+        assert not changed.has_jacobian
+        problem = Problem(changed, data, (2,))
+        x = torch.randn(5, 2, dtype=torch.float64)
+        value, grad, _ = problem.gauss_newton(x)
+        torch.testing.assert_close(value, problem.value(x))
+        torch.testing.assert_close(grad, problem.gradient(x))
+        reference = copy.deepcopy(changed)
+        reference.closed_form_jacobian = False
+        torch.testing.assert_close(le.argmin(changed, data, solver=solver).x,
+                                   le.argmin(reference, data, solver=solver).x)
+    assert _LineFitWithSystem(12).has_gauss_newton_system
+    assert _LineFitWithJacobian(12).has_jacobian
 
 
 def test_multistart_forwards_compact_to_the_solver_that_runs():
