@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from typing import Any
 
@@ -180,6 +181,7 @@ def _defining_class(cls: type, name: str) -> type:
     return next(klass for klass in cls.__mro__ if name in vars(klass))
 
 
+@functools.cache  # asked at every solver evaluation; a class's answer never changes
 def _closed_form_current(cls: type, method: str, sources: tuple[str, ...]) -> bool:
     """Whether ``cls`` has its own closed-form ``method``, consistent with its ``sources``.
 

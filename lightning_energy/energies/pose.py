@@ -122,7 +122,7 @@ class _PoseChain(NamedTuple):
     prior: Tensor
     body_to_world: Tensor
 
-    def residuals(self, batch: int) -> Tensor:
+    def residuals(self) -> Tensor:
         """(B, C·J·2 + L + 1): reprojection rows, then the prior rows."""
         return torch.cat((self.reprojection.flatten(1), self.prior_scale * self.prior), 1)
 
@@ -342,7 +342,7 @@ class MultiViewPoseEnergy(LeastSquaresEnergy):
             return super().gauss_newton_system(x, inputs)
         chain = self._chain(x, inputs)
         b, n = x.shape
-        residuals = chain.residuals(b)
+        residuals = chain.residuals()
         squared = residuals**2
         value = 0.5 * self.rho(squared).sum(-1)
         w = self.weights(squared)
@@ -375,7 +375,7 @@ class MultiViewPoseEnergy(LeastSquaresEnergy):
         the residuals' derivatives in it (a sequence energy's shared variables).
         """
         chain = self._chain(x, inputs, offset)
-        b, n = x.shape
+        n = x.shape[1]
         nb = self.num_bases
         rows = torch.einsum("bcjde,bejn->bcjdn", chain.reprojection_world, chain.world_by_axis)
         if chain.depth is not None:  # its columns are t's: nb + 1 … nb + 3
@@ -385,7 +385,7 @@ class MultiViewPoseEnergy(LeastSquaresEnergy):
         z_rows = nn.functional.pad(torch.diag_embed(chain.prior_scale[:, :-1]), (0, 5))
         s_row = nn.functional.pad(chain.prior_scale[:, -1:, None], (n - 1, 0))
         jacobian = torch.cat((rows.flatten(1, 3), z_rows, s_row), dim=1)
-        return PoseDerivatives(chain.residuals(b), jacobian, chain.reprojection_world,
+        return PoseDerivatives(chain.residuals(), jacobian, chain.reprojection_world,
                                chain.world_by_axis.transpose(1, 2).contiguous(),
                                chain.body_to_world)
 
